@@ -1,0 +1,126 @@
+"""The paper's setting: Duke breast MRI pre-contrast slices at 256², T = 1000, lr 2e-5, 200 epochs.
+
+Usage: ``python explain.py --config=configs/default.py --workdir=DIR --config.data.manual_dir=/path/to/duke``.
+Every knob of the system lives here; ``configs/demo.py`` overrides a subset for CPU minutes.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.task = "diffusion"  # diffusion | heads (what train.py trains)
+  c.seed = 0
+
+  # ---------------------------------------------------------------- data
+  c.data = d = ml_collections.ConfigDict()
+  d.name = "duke_breast_mri"  # breast_phantom | duke_breast_mri
+  d.image_size = 256
+  d.num_slices = 2000  # breast_phantom only
+  d.manual_dir = ""  # duke_breast_mri: Duke DICOM tree + segmentation NRRDs
+  d.tfds_dir = ""  # where TFDS builds datasets; "" -> WORKDIR/tfds
+  d.seed = 0
+  d.clip_percentiles = (0.5, 99.5)  # of breast voxels, per volume
+  d.min_breast_fraction = 0.05  # slices with less breast area are dropped
+  d.split_fractions = (0.7, 0.15, 0.15)  # train / validation / test, by patient
+  d.shuffle_seed = 0
+  d.prefetch = 2  # batches prepared ahead in a background thread
+
+  # ---------------------------------------------------------------- UNet (peer layout, diffusers UNet2DModel)
+  c.model = m = ml_collections.ConfigDict()
+  m.in_channels = 4  # noisy image + one-hot labels 1..3
+  m.out_channels = 1
+  m.block_out_channels = (128, 128, 256, 256, 512, 512)
+  m.down_block_types = ("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D")
+  m.up_block_types = ("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4
+  m.layers_per_block = 2
+  m.attention_head_dim = 8
+  m.norm_num_groups = 32
+  m.norm_eps = 1e-5
+  m.dropout = 0.0
+  m.time_embedding_dim = 128  # sinusoidal width; MLP width is 4 * block_out_channels[0]
+  m.flip_sin_to_cos = True
+  m.freq_shift = 0
+  m.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
+  m.remat = False  # jax.checkpoint each block to save memory
+
+  # ---------------------------------------------------------------- diffusion
+  c.diffusion = f = ml_collections.ConfigDict()
+  f.num_timesteps = 1000
+  f.beta_schedule = "linear"  # linear | cosine
+  f.beta_start = 1e-4
+  f.beta_end = 0.02
+  f.cosine_s = 0.008
+  f.p_uncond = 0.0  # classifier-free guidance training: probability the mask is dropped
+  f.null_mask = "zero"  # zero | learned
+
+  # ---------------------------------------------------------------- training (diffusion)
+  c.train = t = ml_collections.ConfigDict()
+  t.batch_size = 16
+  t.num_epochs = 200
+  t.num_steps = -1  # -1 -> num_epochs * steps_per_epoch
+  t.learning_rate = 2e-5
+  t.lr_schedule = "cosine"  # cosine | constant
+  t.warmup_steps = 500
+  t.weight_decay = 0.01
+  t.adam_b1 = 0.9
+  t.adam_b2 = 0.999
+  t.adam_eps = 1e-8
+  t.grad_clip_norm = 1.0
+  t.ema_decay = 0.9999
+  t.checkpoint_every = 5000
+  t.keep_checkpoints = 3
+  t.log_every = 100
+  t.sample_every = 10000  # sample grid PNG (short DDIM run on fixed masks)
+  t.sample_grid_size = 8
+  t.sample_grid_steps = 25
+  t.seed = 0
+
+  # ---------------------------------------------------------------- sampling
+  c.sample = s = ml_collections.ConfigDict()
+  s.sampler = "ddim"  # ddpm | ddim
+  s.num_steps = 50
+  s.eta = 0.0
+  s.clip_sample = True
+  s.num_samples = 256
+  s.batch_size = 16
+  s.guidance_scale = 1.0  # 1 = plain conditional; > 1 needs diffusion.p_uncond > 0 in training
+  s.trajectory_steps = (0, 10, 20, 30, 40, 49)  # indices into the sampler's step sequence
+  s.seed = 0
+  s.split = "test"  # masks (and real counterparts) come from this split
+  s.write_dicom = False
+
+  # ---------------------------------------------------------------- prototype heads
+  c.heads = h = ml_collections.ConfigDict()
+  h.kind = "ppnet"  # ppnet | eppnet | protopool (train.py --config.task=heads trains this one)
+  h.kinds = ("ppnet", "eppnet", "protopool")  # explain.py trains and evaluates all of these
+  h.backbone = "vgg16"  # vgg16 (ImageNet weights from the LPIPS port) | small_cnn
+  h.vgg_layer = "conv4_3"  # truncation point of the VGG16 features
+  h.prototypes_per_class = 10
+  h.prototype_dim = 128
+  h.tissue_classes = (1, 2, 3)  # label-map classes the heads learn (adaptation A)
+  h.purity_threshold = 0.75  # a feature cell is labelled when this fraction of its pixels share a class
+  h.train = ml_collections.ConfigDict()
+  h.train.num_steps = 5000
+  h.train.batch_size = 16
+  h.train.seed = 0
+
+  # ---------------------------------------------------------------- explanation
+  c.explain = e = ml_collections.ConfigDict()
+  e.window = 0  # L in pixels for rho; 0 -> one feature cell's stride
+  e.window_alt = 0  # second window size for the sensitivity check; 0 -> 2 * window
+  e.num_images = 64
+  e.deletion_top_k = 3
+  e.deletion_random_windows = 8
+  e.bootstrap_samples = 2000
+  e.seed = 0
+
+  # ---------------------------------------------------------------- evaluation metrics
+  c.metrics = q = ml_collections.ConfigDict()
+  q.fid = True  # InceptionV3 FID (needs the ported FID weights); FD-VGG is always computed
+  q.batch_size = 16
+
+  # ---------------------------------------------------------------- multi-host
+  c.distributed = g = ml_collections.ConfigDict()
+  g.initialize = False  # call jax.distributed.initialize() (coordinator/env from the cluster)
+  return c

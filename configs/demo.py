@@ -1,0 +1,41 @@
+"""Demo on the built-in phantom: small sizes so the whole study finishes on 2 CPU cores in minutes."""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = default.get_config()
+  c.data.name = "breast_phantom"
+  c.data.image_size = 64
+  c.data.num_slices = 600
+
+  m = c.model
+  m.block_out_channels = (32, 64, 128, 128)
+  m.down_block_types = ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "DownBlock2D")
+  m.up_block_types = ("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D")
+  m.layers_per_block = 1
+
+  t = c.train
+  t.batch_size = 16
+  t.num_steps = 2000
+  t.learning_rate = 1e-3
+  t.warmup_steps = 100
+  t.ema_decay = 0.995
+  t.checkpoint_every = 500
+  t.log_every = 50
+  t.sample_every = 1000
+
+  c.sample.num_samples = 32
+  c.sample.num_steps = 50
+
+  c.heads.backbone = "vgg16"
+  c.heads.vgg_layer = "conv3_3"
+  c.heads.prototypes_per_class = 4
+  c.heads.prototype_dim = 64
+  c.heads.train.num_steps = 300
+
+  c.explain.num_images = 32
+  c.explain.bootstrap_samples = 1000
+  return c

@@ -1,0 +1,22 @@
+"""The one-command study: every missing stage in --workdir, then the faithfulness report.
+
+Usage: ``python explain.py --config=configs/demo.py --workdir=DIR [--config.a.b=value ...]``
+"""
+
+import sys
+
+from absl import app
+
+from mrixai_jax import cli
+
+_CONFIG, _WORKDIR = cli.define_config_and_workdir_flags()
+
+
+def main(argv):
+  del argv
+  print("explain.py: not yet implemented", file=sys.stderr)
+  return 2
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Data layer: phantom generator, DICOM series and mask readers, preprocessing, TFDS builders, batching."""

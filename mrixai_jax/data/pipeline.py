@@ -1,0 +1,106 @@
+"""Batching: epoch-shuffled, fixed-size, resumable batches placed on devices with the batch sharded.
+
+The split itself is an in-memory dict of numpy arrays (``image [N,S,S,1] float32``, ``labels
+[N,S,S] uint8``, ``patient_id [N]`` str, ``slice_index [N]`` int) as read from the TFDS builders.
+"""
+
+import queue
+import threading
+from typing import Iterator
+
+import jax
+import numpy as np
+
+
+class BatchIterator(Iterator[dict]):
+  """Fixed-size batches over `arrays`, reshuffled every epoch from `(seed, epoch)`.
+
+  The position is `{"epoch", "batch"}` (batches consumed in the epoch), so a run restored with
+  `set_state` continues with exactly the batches an uninterrupted run would see. The last partial
+  batch of an epoch is dropped. With `sharding` (a `NamedSharding` whose first axis is the batch),
+  numeric arrays become global `jax.Array`s built from this process's rows
+  (`jax.make_array_from_process_local_data`); string arrays stay numpy. `prefetch` batches are
+  prepared in a background thread.
+  """
+
+  def __init__(self, arrays: dict, batch_size: int, seed: int, sharding=None, prefetch: int = 2):
+    sizes = {k: len(v) for k, v in arrays.items()}
+    num = min(sizes.values()) if sizes else 0
+    if len(set(sizes.values())) > 1:
+      raise ValueError(f"arrays have different lengths: {sizes}")
+    if batch_size <= 0 or num < batch_size:
+      raise ValueError(f"batch_size {batch_size} needs 1..{num} examples per batch (split has {num})")
+    procs = jax.process_count()
+    if batch_size % procs:
+      raise ValueError(f"batch_size {batch_size} is not divisible by the process count {procs}")
+    self._arrays = arrays
+    self._num = num
+    self._batch_size = batch_size
+    self._seed = seed
+    self._sharding = sharding
+    self._prefetch = max(0, prefetch)
+    self.batches_per_epoch = num // batch_size
+    self._state = {"epoch": 0, "batch": 0}
+    self._queue = None
+    self._stop = None
+
+  def get_state(self) -> dict:
+    """Position after the last batch returned: `{"epoch": int, "batch": int}`."""
+    return dict(self._state)
+
+  def set_state(self, state: dict) -> None:
+    self._shutdown()
+    self._state = {"epoch": int(state["epoch"]), "batch": int(state["batch"])}
+
+  def _batch_at(self, epoch: int, batch: int) -> dict:
+    order = np.random.default_rng([self._seed, epoch]).permutation(self._num)
+    rows = order[batch * self._batch_size:(batch + 1) * self._batch_size]
+    local = self._batch_size // jax.process_count()
+    rows = rows[jax.process_index() * local:(jax.process_index() + 1) * local]
+    out = {}
+    for key, value in self._arrays.items():
+      part = np.asarray(value[rows])
+      if self._sharding is not None and part.dtype.kind in "biuf":
+        part = jax.make_array_from_process_local_data(self._sharding, part)
+      out[key] = part
+    return out
+
+  @staticmethod
+  def _advance(state: dict, batches_per_epoch: int) -> dict:
+    epoch, batch = state["epoch"], state["batch"] + 1
+    if batch == batches_per_epoch:
+      epoch, batch = epoch + 1, 0
+    return {"epoch": epoch, "batch": batch}
+
+  def _produce(self, start: dict, out: queue.Queue, stop: threading.Event) -> None:
+    state = start
+    while not stop.is_set():
+      item = (self._batch_at(state["epoch"], state["batch"]), self._advance(state, self.batches_per_epoch))
+      while not stop.is_set():
+        try:
+          out.put(item, timeout=0.1)
+          break
+        except queue.Full:
+          continue
+      state = item[1]
+
+  def __next__(self) -> dict:
+    if self._prefetch == 0:
+      batch = self._batch_at(self._state["epoch"], self._state["batch"])
+      self._state = self._advance(self._state, self.batches_per_epoch)
+      return batch
+    if self._queue is None:
+      self._queue, self._stop = queue.Queue(self._prefetch), threading.Event()
+      threading.Thread(target=self._produce, args=(dict(self._state), self._queue, self._stop),
+                       daemon=True).start()
+    batch, self._state = self._queue.get()
+    return batch
+
+  def _shutdown(self) -> None:
+    if self._stop is not None:
+      self._stop.set()
+    self._queue = self._stop = None
+
+  def close(self) -> None:
+    """Stops the prefetch thread."""
+    self._shutdown()

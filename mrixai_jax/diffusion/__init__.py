@@ -1,0 +1,1 @@
+"""Diffusion maths: noise schedules, training loss, samplers."""

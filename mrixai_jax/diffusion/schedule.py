@@ -1,0 +1,95 @@
+"""Noise schedules and the closed-form quantities of Ho et al. (2020), eq. 4-7.
+
+Schedule arrays are float64 numpy `[T]`, computed once; the jnp helpers below index them with
+integer timesteps `t: [B] int32` in `[0, T)` and broadcast over image batches `[B, H, W, C]`.
+"""
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """Per-timestep constants, all float64 `[T]` numpy arrays."""
+
+  betas: np.ndarray
+  alphas_cumprod: np.ndarray
+  alphas_cumprod_prev: np.ndarray
+  posterior_variance: np.ndarray
+  posterior_log_variance_clipped: np.ndarray
+  posterior_mean_coef1: np.ndarray  # multiplies x0
+  posterior_mean_coef2: np.ndarray  # multiplies x_t
+
+  @property
+  def num_timesteps(self) -> int:
+    return int(self.betas.shape[0])
+
+
+def linear_betas(num_timesteps: int, beta_start: float, beta_end: float) -> np.ndarray:
+  """Ho et al.'s linear schedule, `[T]` float64."""
+  return np.linspace(beta_start, beta_end, num_timesteps, dtype=np.float64)
+
+
+def cosine_betas(num_timesteps: int, s: float, max_beta: float = 0.999) -> np.ndarray:
+  """Nichol & Dhariwal (2021) cosine schedule, betas clipped at `max_beta`, `[T]` float64."""
+  steps = np.arange(num_timesteps + 1, dtype=np.float64) / num_timesteps
+  f = np.cos((steps + s) / (1 + s) * np.pi / 2) ** 2
+  return np.minimum(1.0 - f[1:] / f[:-1], max_beta)
+
+
+def make_schedule(betas: np.ndarray) -> Schedule:
+  """Derives every posterior constant from `betas: [T]` (float64 arithmetic)."""
+  betas = np.asarray(betas, dtype=np.float64)
+  alphas_cumprod = np.cumprod(1.0 - betas)
+  alphas_cumprod_prev = np.append(1.0, alphas_cumprod[:-1])
+  posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+  return Schedule(
+      betas=betas,
+      alphas_cumprod=alphas_cumprod,
+      alphas_cumprod_prev=alphas_cumprod_prev,
+      posterior_variance=posterior_variance,
+      # The variance at t = 0 is 0; Ho et al.'s code uses the t = 1 value for the log.
+      posterior_log_variance_clipped=np.log(np.append(posterior_variance[1], posterior_variance[1:])),
+      posterior_mean_coef1=betas * np.sqrt(alphas_cumprod_prev) / (1.0 - alphas_cumprod),
+      posterior_mean_coef2=(1.0 - alphas_cumprod_prev) * np.sqrt(1.0 - betas) / (1.0 - alphas_cumprod),
+  )
+
+
+def from_config(diffusion_config) -> Schedule:
+  """Schedule from the config's `diffusion` section (`beta_schedule`: linear | cosine)."""
+  c = diffusion_config
+  if c.beta_schedule == "linear":
+    betas = linear_betas(c.num_timesteps, c.beta_start, c.beta_end)
+  elif c.beta_schedule == "cosine":
+    betas = cosine_betas(c.num_timesteps, c.cosine_s)
+  else:
+    raise ValueError(f"diffusion.beta_schedule must be 'linear' or 'cosine', got {c.beta_schedule!r}")
+  return make_schedule(betas)
+
+
+def _gather(values: np.ndarray, t, ndim: int):
+  """`values[t]` as float32, shaped `[B, 1, ..., 1]` to broadcast against a rank-`ndim` batch."""
+  out = jnp.asarray(values, jnp.float32)[t]
+  return out.reshape(out.shape + (1,) * (ndim - 1))
+
+
+def q_sample(schedule: Schedule, x0, t, noise):
+  """Forward process (eq. 4): `sqrt(abar_t) x0 + sqrt(1 - abar_t) noise`; `x0, noise: [B, ...]`."""
+  abar = _gather(schedule.alphas_cumprod, t, x0.ndim)
+  return jnp.sqrt(abar) * x0 + jnp.sqrt(1.0 - abar) * noise
+
+
+def predict_x0_from_eps(schedule: Schedule, x_t, t, eps):
+  """Inverts eq. 4 for x0 given the predicted noise; `x_t, eps: [B, ...]`."""
+  abar = _gather(schedule.alphas_cumprod, t, x_t.ndim)
+  return (x_t - jnp.sqrt(1.0 - abar) * eps) / jnp.sqrt(abar)
+
+
+def posterior_mean_variance(schedule: Schedule, x0, x_t, t):
+  """q(x_{t-1} | x_t, x0) (eq. 6-7): returns `(mean [B, ...], variance [B,1..], log_variance [B,1..])`."""
+  n = x_t.ndim
+  mean = _gather(schedule.posterior_mean_coef1, t, n) * x0 + _gather(schedule.posterior_mean_coef2, t, n) * x_t
+  return (mean, _gather(schedule.posterior_variance, t, n),
+          _gather(schedule.posterior_log_variance_clipped, t, n))

@@ -1,0 +1,1 @@
+"""Prototype explanations: push with provenance, normalised influence, faithfulness."""

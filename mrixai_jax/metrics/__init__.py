@@ -1,0 +1,1 @@
+"""Image-quality metrics: PSNR, SSIM, LPIPS, FID/FD-VGG, Dice."""

@@ -1,0 +1,1 @@
+"""One training loop for the diffusion model and the prototype heads."""

@@ -1,0 +1,22 @@
+"""Sample images (with denoising trajectories) from the latest EMA checkpoint in --workdir.
+
+Usage: ``python sample.py --config=configs/demo.py --workdir=DIR [--config.a.b=value ...]``
+"""
+
+import sys
+
+from absl import app
+
+from mrixai_jax import cli
+
+_CONFIG, _WORKDIR = cli.define_config_and_workdir_flags()
+
+
+def main(argv):
+  del argv
+  print("sample.py: not yet implemented", file=sys.stderr)
+  return 2
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,25 @@
+"""Summary statistics over images: mean ± SD and percentile-bootstrap confidence intervals."""
+
+import numpy as np
+
+
+def mean_sd(values) -> dict:
+  """`{"mean", "sd"}` of a 1-D sample (SD with ddof = 1; 0 for a single value)."""
+  values = np.asarray(values, np.float64).ravel()
+  sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
+  return {"mean": float(values.mean()), "sd": sd}
+
+
+def bootstrap_ci(values, num_resamples: int, seed: int, level: float = 0.95) -> list:
+  """Percentile bootstrap CI `[lo, hi]` of the mean of `values: [N]` (resampling images).
+
+  Deterministic for a given seed; `num_resamples` resamples of size N with replacement.
+  """
+  values = np.asarray(values, np.float64).ravel()
+  if values.size == 0:
+    raise ValueError("bootstrap_ci needs at least one value")
+  rng = np.random.default_rng(seed)
+  means = values[rng.integers(0, values.size, size=(num_resamples, values.size))].mean(axis=1)
+  tail = (1.0 - level) / 2.0 * 100.0
+  lo, hi = np.percentile(means, [tail, 100.0 - tail])
+  return [float(lo), float(hi)]

@@ -112,6 +112,7 @@ def get_config() -> ml_collections.ConfigDict:
   e.num_images = 64
   e.deletion_top_k = 3
   e.deletion_random_windows = 8
+  e.deletion_blur_sigma = 4.0  # px; deleted windows are replaced by a Gaussian-blurred copy
   e.bootstrap_samples = 2000
   e.seed = 0
 

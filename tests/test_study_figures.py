@@ -1,0 +1,25 @@
+"""Report figures are written as valid PNGs from small random inputs."""
+
+import numpy as np
+from PIL import Image
+
+from mrixai_jax.report import study_figures
+
+
+def _is_png(path):
+  with Image.open(path) as image:
+    return image.format == "PNG" and min(image.size) > 50
+
+
+def test_figures_are_written_as_png(tmp_path):
+  rng = np.random.default_rng()
+  heads = ("ppnet", "eppnet", "protopool")
+  summary = {h: {"mean": 0.3, "ci95": [0.2, 0.4], "randomized_mean": 0.05} for h in heads}
+  study_figures.faithfulness_bars(summary, tmp_path / "f4.png")
+  nis = {h: rng.dirichlet(np.ones(6), size=5) for h in heads}
+  classes = {h: np.repeat([1, 2, 3], 2) for h in heads}
+  study_figures.nis_per_prototype(nis, classes, tmp_path / "f5.png")
+  emergence = {h: rng.dirichlet(np.ones(6), size=(5, 4)) for h in heads}
+  study_figures.emergence_curves(emergence, [0, 10, 20, 49], classes, tmp_path / "em.png")
+  assert all(_is_png(tmp_path / name) for name in ("f4.png", "f5.png", "em.png"))
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["em.png", "f4.png", "f5.png"]

@@ -38,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   m.norm_num_groups = 32
   m.norm_eps = 1e-5
   m.dropout = 0.0
-  m.time_embedding_dim = 128  # sinusoidal width; MLP width is 4 * block_out_channels[0]
+  m.time_embedding_dim = 0  # timestep-MLP width; 0 -> 4 * block_out_channels[0] (sinusoid width = block_out_channels[0])
   m.flip_sin_to_cos = True
   m.freq_shift = 0
   m.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
@@ -81,11 +81,14 @@ def get_config() -> ml_collections.ConfigDict:
   s.sampler = "ddim"  # ddpm | ddim
   s.num_steps = 50
   s.eta = 0.0
-  s.clip_sample = True
+  s.clip_sample = True  # clip x̂0 (and the final samples) to ±clip_range
+  s.clip_range = 1.0  # images live in [-1, 1]
+  s.set_alpha_to_one = True  # DDIM: ᾱ before the last step is 1 (diffusers' default)
   s.num_samples = 256
   s.batch_size = 16
   s.guidance_scale = 1.0  # 1 = plain conditional; > 1 needs diffusion.p_uncond > 0 in training
   s.trajectory_steps = (0, 10, 20, 30, 40, 49)  # indices into the sampler's step sequence
+  s.trajectory_num_steps = 50  # the step count trajectory_steps are written for; rescaled to others
   s.seed = 0
   s.split = "test"  # masks (and real counterparts) come from this split
   s.write_dicom = False

@@ -1,0 +1,156 @@
+"""UNet building blocks with diffusers' structure and parameter names (NHWC, linen).
+
+Op formulations follow the perf notes (shared/design/perf/README.md): GroupNorm from per-channel
+spatial sums, and attention with the heads in front and the softmax normalisation deferred
+(`exp(s - max)`, `P @ V`, then divide by the row sums); on XLA:CPU the stock forms are several
+times slower. Norm statistics and the softmax run in float32 whatever the compute dtype.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_PAD1 = ((1, 1), (1, 1))
+
+
+def timestep_embedding(t, dim: int, flip_sin_to_cos: bool, freq_shift: float, max_period: float = 10000.0):
+  """diffusers' `get_timestep_embedding`: `t: [B]` (int or float) -> `[B, dim]` float32.
+
+  Frequencies `exp(-log(max_period) * i / (dim/2 - freq_shift))`, `[sin | cos]` or, with
+  `flip_sin_to_cos`, `[cos | sin]`; an odd `dim` gets one zero column.
+  """
+  half = dim // 2
+  freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / (half - freq_shift))
+  args = t.astype(jnp.float32)[:, None] * freqs[None, :]
+  sin, cos = jnp.sin(args), jnp.cos(args)
+  emb = jnp.concatenate([cos, sin] if flip_sin_to_cos else [sin, cos], axis=-1)
+  if dim % 2:
+    emb = jnp.pad(emb, ((0, 0), (0, 1)))
+  return emb
+
+
+class GroupNorm(nn.Module):
+  """torch.nn.GroupNorm semantics (biased variance, per-channel affine) on `[B, ..., C]`.
+
+  Statistics come from per-channel sums over the spatial axes, reduced to groups on the small
+  `[B, C]` result, then one fused scale-and-shift pass. Params `scale`, `bias`: `[C]` float32.
+  """
+
+  num_groups: int
+  epsilon: float
+
+  @nn.compact
+  def __call__(self, x):
+    b, c = x.shape[0], x.shape[-1]
+    if c % self.num_groups:
+      raise ValueError(f"GroupNorm: {c} channels do not split into {self.num_groups} groups")
+    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+    per_group = c // self.num_groups
+    count = (x.size // (b * c)) * per_group
+    xf = x.astype(jnp.float32)
+    spatial = tuple(range(1, x.ndim - 1))
+    s1 = jnp.sum(xf, axis=spatial).reshape(b, self.num_groups, per_group).sum(-1)
+    s2 = jnp.sum(jnp.square(xf), axis=spatial).reshape(b, self.num_groups, per_group).sum(-1)
+    mean = s1 / count
+    var = jnp.maximum(s2 / count - jnp.square(mean), 0.0)
+    a = jnp.repeat(jax.lax.rsqrt(var + self.epsilon), per_group, axis=1) * scale  # [B, C]
+    shift = bias - jnp.repeat(mean, per_group, axis=1) * a
+    bshape = (b,) + (1,) * (x.ndim - 2) + (c,)
+    return (xf * a.reshape(bshape) + shift.reshape(bshape)).astype(x.dtype)
+
+
+def attention(q, k, v):
+  """softmax(q kᵀ / sqrt(d)) v for `q, k, v: [B, N, heads, d]` -> `[B, N, heads, d]`."""
+  dtype = q.dtype
+  d = q.shape[-1]
+  q, k, v = (jnp.transpose(a, (0, 2, 1, 3)) for a in (q, k, v))
+  s = jnp.einsum("bhqd,bhkd->bhqk", q * d ** -0.5, k, preferred_element_type=jnp.float32)
+  p = jnp.exp(s - jax.lax.stop_gradient(s.max(axis=-1, keepdims=True)))
+  o = jnp.einsum("bhqk,bhkd->bhqd", p.astype(dtype), v, preferred_element_type=jnp.float32)
+  o = o / p.sum(axis=-1, keepdims=True)
+  return jnp.transpose(o, (0, 2, 1, 3)).astype(dtype)
+
+
+class TimestepEmbedding(nn.Module):
+  """diffusers `TimestepEmbedding`: Dense -> SiLU -> Dense, `[B, D_in]` -> `[B, dim]`."""
+
+  dim: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.Dense(self.dim, dtype=self.dtype, name="linear_1")(x)
+    return nn.Dense(self.dim, dtype=self.dtype, name="linear_2")(nn.silu(x))
+
+
+class ResnetBlock(nn.Module):
+  """diffusers `ResnetBlock2D` (time embedding added, "default" scale-shift).
+
+  `x: [B, H, W, C_in]`, `temb: [B, D]` -> `[B, H, W, out_channels]`.
+  """
+
+  out_channels: int
+  groups: int
+  eps: float
+  dropout: float
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, temb, deterministic: bool):
+    conv = lambda name, k=3: nn.Conv(self.out_channels, (k, k), padding=_PAD1 if k == 3 else 0,
+                                     dtype=self.dtype, name=name)
+    h = conv("conv1")(nn.silu(GroupNorm(self.groups, self.eps, name="norm1")(x)))
+    h = h + nn.Dense(self.out_channels, dtype=self.dtype, name="time_emb_proj")(nn.silu(temb))[:, None, None, :]
+    h = nn.silu(GroupNorm(self.groups, self.eps, name="norm2")(h))
+    h = conv("conv2")(nn.Dropout(self.dropout)(h, deterministic=deterministic))
+    if x.shape[-1] != self.out_channels:
+      x = conv("conv_shortcut", k=1)(x)
+    return x + h
+
+
+class AttentionBlock(nn.Module):
+  """diffusers `Attention` as used by UNet2DModel: GroupNorm, q/k/v/out projections, residual.
+
+  `x: [B, H, W, C]` -> same; heads = C / head_dim.
+  """
+
+  head_dim: int
+  groups: int
+  eps: float
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    b, hh, ww, c = x.shape
+    heads = c // self.head_dim
+    h = GroupNorm(self.groups, self.eps, name="group_norm")(x).reshape(b, hh * ww, c)
+    q, k, v = (nn.Dense(c, dtype=self.dtype, name=n)(h).reshape(b, hh * ww, heads, self.head_dim)
+               for n in ("to_q", "to_k", "to_v"))
+    o = attention(q, k, v).reshape(b, hh * ww, c)
+    return x + nn.Dense(c, dtype=self.dtype, name="to_out_0")(o).reshape(b, hh, ww, c)
+
+
+class Downsample(nn.Module):
+  """3x3 stride-2 convolution (diffusers `Downsample2D`, padding 1): halves H and W."""
+
+  channels: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.Conv(self.channels, (3, 3), strides=(2, 2), padding=_PAD1, dtype=self.dtype, name="conv")(x)
+
+
+class Upsample(nn.Module):
+  """Nearest-neighbour 2x then 3x3 convolution (diffusers `Upsample2D`)."""
+
+  channels: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    return nn.Conv(self.channels, (3, 3), padding=_PAD1, dtype=self.dtype, name="conv")(x)

@@ -1,0 +1,112 @@
+"""UNet: shapes, the paper config's parameter count, and equivalence with diffusers' UNet2DModel."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from mrixai_jax.diffusion.conditioning import one_hot_labels
+from mrixai_jax.models import diffusers_port
+from mrixai_jax.models.unet import UNet
+
+TINY = dict(in_channels=4, out_channels=1, block_out_channels=(16, 32), down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+            up_block_types=("AttnUpBlock2D", "UpBlock2D"), layers_per_block=1, attention_head_dim=8,
+            norm_num_groups=8, norm_eps=1e-5)
+PEER_PARAMS_2_TO_1 = 113_669_761  # SegGuidedDiff's UNet2DModel (in 2 -> out 1), data_and_peer.md §B.1
+
+
+def _inputs(rng, batch, size):
+  x = rng.standard_normal((batch, size, size, 1)).astype(np.float32)
+  cond = np.asarray(one_hot_labels(rng.integers(0, 4, (batch, size, size))))
+  t = rng.integers(0, 1000, (batch,)).astype(np.int32)
+  return x, t, cond
+
+
+def _count(tree) -> int:
+  return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree)))
+
+
+def _paper_param_count(in_channels: int) -> int:
+  cfg = default.get_config().model
+  with cfg.unlocked():
+    cfg.in_channels = in_channels
+  x, t, cond = jnp.zeros((1, 256, 256, 1)), jnp.zeros((1,), jnp.int32), jnp.zeros((1, 256, 256, in_channels - 1))
+  return _count(jax.eval_shape(UNet.from_config(cfg).init, jax.random.PRNGKey(0), x, t, cond))
+
+
+@pytest.mark.parametrize("compute_dtype", [jnp.float32, jnp.bfloat16])
+def test_output_shape_and_dtype(compute_dtype):
+  x, t, cond = _inputs(np.random.default_rng(0), 3, 16)
+  model = UNet(**TINY, dtype=compute_dtype, dropout=0.1)
+  variables = model.init(jax.random.PRNGKey(0), x, t, cond)
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(variables))
+  eps = model.apply(variables, x, t, cond, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
+  assert eps.shape == (3, 16, 16, 1) and eps.dtype == jnp.float32
+  assert bool(jnp.all(jnp.isfinite(eps)))
+
+
+def test_paper_config_parameter_count():
+  """Peer layout 2->1 gives the peer's published count; our 4 input channels add 2 * 3*3*128 conv_in weights."""
+  ours, peer_layout = _paper_param_count(4), _paper_param_count(2)
+  print(f"paper UNet parameters: {ours:,} (in_channels=4); {peer_layout:,} with the peer's in_channels=2")
+  assert peer_layout == PEER_PARAMS_2_TO_1
+  assert ours == PEER_PARAMS_2_TO_1 + 2 * 3 * 3 * 128
+
+
+def test_paper_config_parameter_count_matches_diffusers():
+  torch = pytest.importorskip("torch")
+  diffusers = pytest.importorskip("diffusers")
+  m = default.get_config().model
+  with torch.device("meta"):
+    ref = diffusers.UNet2DModel(
+        sample_size=256, in_channels=m.in_channels, out_channels=m.out_channels, layers_per_block=m.layers_per_block,
+        block_out_channels=tuple(m.block_out_channels), down_block_types=tuple(m.down_block_types),
+        up_block_types=tuple(m.up_block_types), attention_head_dim=m.attention_head_dim)
+  assert _paper_param_count(m.in_channels) == sum(p.numel() for p in ref.parameters())
+
+
+def test_drop_cond_replaces_mask_by_null():
+  x, t, cond = _inputs(np.random.default_rng(1), 2, 16)
+  model = UNet(**TINY)
+  variables = model.init(jax.random.PRNGKey(0), x, t, cond)
+  dropped = model.apply(variables, x, t, cond, drop_cond=jnp.array([True, False]))
+  np.testing.assert_allclose(dropped[0], model.apply(variables, x, t, np.zeros_like(cond))[0], atol=1e-6)
+  np.testing.assert_allclose(dropped[1], model.apply(variables, x, t, cond)[1], atol=1e-6)
+  learned = UNet(**TINY, learned_null_cond=True)
+  assert learned.init(jax.random.PRNGKey(0), x, t, cond)["params"]["null_cond"].shape == (3,)
+
+
+def test_bad_input_channels_raise_clear_error():
+  x, t, cond = _inputs(np.random.default_rng(2), 1, 16)
+  with pytest.raises(ValueError, match="in_channels"):
+    UNet(**TINY).init(jax.random.PRNGKey(0), x, t, cond[..., :2])
+
+
+def test_matches_diffusers_unet2dmodel():
+  torch = pytest.importorskip("torch")
+  diffusers = pytest.importorskip("diffusers")
+  torch.manual_seed(0)
+  ref = diffusers.UNet2DModel(sample_size=16, **TINY).eval()
+  with torch.no_grad():  # move every weight off its init (norm scales 1, biases 0) so each one matters
+    for p in ref.parameters():
+      p.add_(0.05 * torch.randn_like(p))
+  state = {k: v.numpy() for k, v in ref.state_dict().items()}
+  model = UNet(**TINY)
+  x, t, cond = _inputs(np.random.default_rng(3), 2, 16)
+  params = diffusers_port.state_dict_to_params(state, jax.eval_shape(model.init, jax.random.PRNGKey(0), x, t, cond)["params"])
+  ours = np.asarray(model.apply({"params": params}, x, t, cond))
+  with torch.no_grad():
+    theirs = ref(torch.from_numpy(np.concatenate([x, cond], -1).transpose(0, 3, 1, 2)), torch.from_numpy(t)).sample
+  theirs = theirs.numpy().transpose(0, 2, 3, 1)
+  assert np.abs(theirs).max() > 0.1
+  np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
+
+
+def test_port_rejects_mismatched_state_dict():
+  model = UNet(**TINY)
+  x, t, cond = _inputs(np.random.default_rng(4), 1, 16)
+  template = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, t, cond)["params"]
+  state = {"conv_in.weight": np.zeros((16, 3, 3, 3), np.float32)}
+  with pytest.raises(ValueError, match="conv_in.weight: shape"):
+    diffusers_port.state_dict_to_params(state, template)

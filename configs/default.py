@@ -17,6 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
   d.name = "duke_breast_mri"  # breast_phantom | duke_breast_mri
   d.image_size = 256
   d.num_slices = 2000  # breast_phantom only
+  d.phantom_slices_per_patient = 10  # breast_phantom: consecutive slices sharing one anatomy
   d.manual_dir = ""  # duke_breast_mri: Duke DICOM tree + segmentation NRRDs
   d.tfds_dir = ""  # where TFDS builds datasets; "" -> WORKDIR/tfds
   d.seed = 0

@@ -5,9 +5,8 @@ Usage: ``python sample.py --config=configs/demo.py --workdir=DIR [--config.a.b=v
 
 import sys
 
-from absl import app
-
 from mrixai_jax import cli
+from mrixai_jax import config_validation
 
 _CONFIG, _WORKDIR = cli.define_config_and_workdir_flags()
 
@@ -19,4 +18,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, validate=config_validation.validate)

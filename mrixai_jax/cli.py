@@ -1,16 +1,89 @@
-"""Flags shared by the entry points (``train.py``, ``sample.py``, ``explain.py``)."""
+"""Shared entry-point plumbing for ``train.py``, ``sample.py``, ``explain.py``.
 
+``--config=configs/X.py`` (with ``--config.a.b=v`` overrides) and ``--workdir=DIR`` are defined
+here; `run(main)` parses them, turns config mistakes and `UserError`s into one clear line on
+stderr with exit code 2, and validates the config before `main` starts.
+"""
+
+import importlib.util
+import logging
+import pathlib
+import sys
+
+from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from mrixai_jax import errors
+
+EXIT_USAGE = 2
+
 
 def define_config_and_workdir_flags():
-  """Defines ``--config=configs/X.py`` (with ``--config.a.b=v`` overrides) and ``--workdir=DIR``.
-
-  Returns the two flag holders ``(config, workdir)``; read ``.value`` after absl parsed argv.
-  """
+  """Defines ``--config`` and ``--workdir``; returns the flag holders (read ``.value`` in main)."""
   config = config_flags.DEFINE_config_file(
       "config", None, "ml_collections config file, e.g. configs/demo.py.", lock_config=True)
   workdir = flags.DEFINE_string("workdir", None, "Directory for every output of the run.")
   flags.mark_flags_as_required(["config", "workdir"])
   return config, workdir
+
+
+def _fail(message: str):
+  print(f"{pathlib.Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
+  sys.exit(EXIT_USAGE)
+
+
+def _config_path(argv) -> str:
+  for arg in argv:
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1].split(":", 1)[0]
+  return ""
+
+
+def _unknown_override(argv) -> str:
+  """The first ``--config.a.b`` override whose key is not in the config file ("" if none)."""
+  path = pathlib.Path(_config_path(argv))
+  if not path.is_file():
+    return ""
+  spec = importlib.util.spec_from_file_location("_mrixai_config_probe", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  for arg in argv:
+    if arg.startswith("--config."):
+      key = arg[len("--config."):].split("=", 1)[0]
+      node = config
+      for part in key.split("."):
+        if not hasattr(node, "keys") or part not in node:
+          return key
+        node = node[part]
+  return ""
+
+
+def _parse_flags(argv):
+  path = _config_path(argv)
+  if path and not pathlib.Path(path).is_file():
+    _fail(f"config file {path!r} does not exist")
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    key = _unknown_override(argv)
+    _fail(f"unknown config key 'config.{key}'" if key else f"bad config override: {e}")
+  except flags.Error as e:
+    _fail(str(e))
+
+
+def run(main, validate=None):
+  """`absl.app.run(main)` with one-line errors; `validate(config)` may raise `ConfigError`."""
+
+  def guarded(argv):
+    # jax logs at INFO that it found no TPU; users need not see that on every start.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    try:
+      if validate is not None:
+        validate(flags.FLAGS.config)
+      return main(argv)
+    except errors.UserError as e:
+      _fail(str(e))
+
+  app.run(guarded, flags_parser=_parse_flags)

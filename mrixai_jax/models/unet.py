@@ -188,3 +188,8 @@ class UNet(nn.Module):
     x = nn.silu(layers.GroupNorm(self.norm_num_groups, self.norm_eps, name="conv_norm_out")(x))
     x = nn.Conv(self.out_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=dtype, name="conv_out")(x)
     return x.astype(jnp.float32)
+
+
+def eps_fn(model: UNet):
+  """The sampler's model contract: `(params, x_t, t, cond) -> eps`, deterministic (no dropout)."""
+  return lambda params, x_t, t, cond: model.apply({"params": params}, x_t, t, cond)

@@ -1,0 +1,80 @@
+"""The diffusion task for the training loop: mask-conditioned UNet, ε-MSE loss, sample-grid action."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mrixai_jax.diffusion import losses, sampling
+from mrixai_jax.diffusion import schedule as schedule_lib
+from mrixai_jax.diffusion.conditioning import one_hot_labels
+from mrixai_jax.models import unet as unet_lib
+from mrixai_jax.training import loop, sample_grid
+
+NULL_MASKS = ("zero", "learned")
+GRID_SUBDIR = "train_samples"
+
+
+def build_model(config) -> unet_lib.UNet:
+  """The UNet of `config.model`, with a learned null mask when `diffusion.null_mask == "learned"`."""
+  if config.diffusion.null_mask not in NULL_MASKS:
+    raise ValueError(f"diffusion.null_mask must be one of {NULL_MASKS}, got {config.diffusion.null_mask!r}")
+  return unet_lib.UNet.from_config(config.model, learned_null_cond=config.diffusion.null_mask == "learned")
+
+
+def null_cond(params):
+  """The null mask the sampler's unconditional branch uses: the learned one, or zeros."""
+  return params.get("null_cond", jnp.zeros(())) if isinstance(params, dict) else jnp.zeros(())
+
+
+def _grid_rows(num_examples: int, count: int) -> np.ndarray:
+  """`count` evenly spaced row indices (fixed masks for every grid of a run)."""
+  return np.linspace(0, num_examples - 1, min(count, num_examples)).round().astype(np.int64)
+
+
+def make_grid_action(config, workdir: str, model: unet_lib.UNet, schedule, data: dict) -> loop.Action:
+  """Every `train.sample_every` steps: DDIM (`train.sample_grid_steps` steps, η = 0) from the EMA params on
+  `train.sample_grid_size` fixed training masks -> `WORKDIR/train_samples/step_<step>.png`."""
+  t = config.train
+  rows = _grid_rows(len(data["labels"]), int(t.sample_grid_size))
+  labels, real = np.asarray(data["labels"][rows]), np.asarray(data["image"][rows])
+  cond = one_hot_labels(jnp.asarray(labels))
+  keys = sampling.image_keys(jax.random.PRNGKey(t.seed), 0, len(rows))
+  sampler = sampling.Sampler(unet_lib.eps_fn(model), schedule, sampling.ddim_plan(schedule, int(t.sample_grid_steps)),
+                             image_channels=real.shape[-1])
+
+  def write(step: int, state) -> None:
+    params = jax.device_get(state.ema_params)
+    samples = np.asarray(sampler(params, keys, cond, null_cond(params)).samples)
+    if jax.process_index() == 0:
+      sample_grid.write_grid(os.path.join(workdir, GRID_SUBDIR, f"step_{step:07d}.png"), samples, labels, real)
+
+  return loop.Action(int(t.sample_every), write)
+
+
+def build(config, workdir: str, data=None) -> loop.Task:
+  """Diffusion `Task` from the whole config. `data`: dict with `image [N,S,S,1]` float32 in [-1,1] and
+  `labels [N,S,S]` uint8; default: the train split of `config.data` (built under `workdir` if needed)."""
+  if data is None:
+    from mrixai_jax.data import pipeline
+    data = pipeline.load_split(config.data, "train", workdir)
+  data = {"image": np.asarray(data["image"], np.float32), "labels": np.asarray(data["labels"], np.uint8)}
+  model = build_model(config)
+  schedule = schedule_lib.from_config(config.diffusion)
+  p_uncond = float(config.diffusion.p_uncond)
+  size = data["image"].shape[1:3]
+
+  def init_params(key):
+    x = jnp.zeros((1, *size, data["image"].shape[-1]), jnp.float32)
+    cond = jnp.zeros((1, *size, model.in_channels - x.shape[-1]), jnp.float32)
+    return model.init(key, x, jnp.zeros((1,), jnp.int32), cond)["params"]
+
+  def loss_fn(params, batch, key):
+    def predict(x_t, t, cond, drop, dropout_key):
+      return model.apply({"params": params}, x_t, t, cond, train=True, drop_cond=drop, rngs={"dropout": dropout_key})
+    return losses.epsilon_mse(predict, schedule, batch["image"], one_hot_labels(batch["labels"]), key, p_uncond)
+
+  actions = (make_grid_action(config, workdir, model, schedule, data),) if config.train.sample_every > 0 else ()
+  return loop.Task(name="diffusion", train_config=config.train, data=data, init_params=init_params,
+                   loss_fn=loss_fn, actions=actions, prefetch=int(config.data.get("prefetch", 2)))

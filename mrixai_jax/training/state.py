@@ -1,0 +1,54 @@
+"""Train state (params, EMA, optimizer state, step, RNG key) and the optimizer built from a train config."""
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a resumed run needs besides the data position. All leaves are replicated arrays."""
+
+  step: jax.Array  # int32 scalar: optimizer steps taken
+  params: Any  # float32 pytree
+  ema_params: Any  # exponential moving average of params, same structure
+  opt_state: Any
+  rng: jax.Array  # base key; step s uses fold_in(rng, s)
+
+
+def learning_rate_schedule(train_config, num_steps: int) -> optax.Schedule:
+  """`lr_schedule`: "cosine" (linear warmup over `warmup_steps`, cosine decay to 0 at `num_steps`) or
+  "constant" (same warmup, then flat)."""
+  t = train_config
+  warmup = min(int(t.warmup_steps), max(num_steps - 1, 0))
+  if t.lr_schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(0.0, t.learning_rate, warmup, max(num_steps, warmup + 1), 0.0)
+  if t.lr_schedule == "constant":
+    return optax.join_schedules([optax.linear_schedule(0.0, t.learning_rate, warmup),
+                                 optax.constant_schedule(t.learning_rate)], [warmup])
+  raise ValueError(f"train.lr_schedule must be 'cosine' or 'constant', got {t.lr_schedule!r}")
+
+
+def make_optimizer(train_config, num_steps: int) -> optax.GradientTransformation:
+  """Global-norm gradient clipping (`grad_clip_norm`, <= 0 disables) then AdamW."""
+  t = train_config
+  adamw = optax.adamw(learning_rate_schedule(t, num_steps), b1=t.adam_b1, b2=t.adam_b2, eps=t.adam_eps,
+                      weight_decay=t.weight_decay)
+  if t.grad_clip_norm > 0:
+    return optax.chain(optax.clip_by_global_norm(t.grad_clip_norm), adamw)
+  return adamw
+
+
+def create(params, optimizer: optax.GradientTransformation, rng) -> TrainState:
+  """Fresh state at step 0; the EMA starts at `params`."""
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    ema_params=jax.tree_util.tree_map(jnp.copy, params),
+                    opt_state=optimizer.init(params), rng=rng)
+
+
+def ema_update(ema, params, decay: float):
+  """`decay * ema + (1 - decay) * params`, leaf by leaf."""
+  return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)

@@ -64,17 +64,6 @@ def test_reading_needs_no_tensorflow(tmp_path):
       __file__).parents[1], capture_output=True)
 
 
-def test_split_patients_fractions_and_errors():
-  ids = [f"p{i:02d}" for i in range(20)] * 3
-  parts = preprocess.split_patients(ids, (0.7, 0.15, 0.15), seed=0)
-  assert [len(parts[k]) for k in preprocess.SPLITS] == [14, 3, 3]
-  assert sorted(np.concatenate(list(parts.values())).tolist()) == sorted(set(ids))
-  again = preprocess.split_patients(ids, (0.7, 0.15, 0.15), seed=0)
-  assert all(np.array_equal(parts[k], again[k]) for k in parts)
-  other = preprocess.split_patients(ids, (0.7, 0.15, 0.15), seed=1)
-  assert not np.array_equal(parts["test"], other["test"])
-  assert [len(v) for v in preprocess.split_patients(["a", "b", "c"], (0.7, 0.15, 0.15), 0).values()] == [1, 1, 1]
-  with pytest.raises(ValueError, match="cannot fill"):
-    preprocess.split_patients(["a", "b"], (0.7, 0.15, 0.15), 0)
+def test_unknown_split_name():
   with pytest.raises(ValueError, match="split"):
     pipeline.load_split(demo.get_config().data, "holdout", "/nonexistent")

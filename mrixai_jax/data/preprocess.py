@@ -17,7 +17,8 @@ def masked_percentile(x: np.ndarray, mask: np.ndarray, q: float) -> np.ndarray:
   lo = np.floor(pos).astype(int)
   hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
   rows = np.arange(n)
-  value = flat[rows, lo] + (pos - lo) * (flat[rows, hi] - flat[rows, lo])
+  with np.errstate(invalid="ignore"):  # empty masks: inf - inf, replaced by NaN below
+    value = flat[rows, lo] + (pos - lo) * (flat[rows, hi] - flat[rows, lo])
   value = np.where(count > 0, value, np.nan)
   return value.reshape((n,) + (1,) * (x.ndim - 1)).astype(np.float32)
 
@@ -52,3 +53,65 @@ def split_patients(patient_ids, fractions, seed: int) -> dict:
   order = np.random.default_rng(seed).permutation(len(patients))
   bounds = np.cumsum(counts)[:-1]
   return {name: np.sort(patients[part]) for name, part in zip(SPLITS, np.split(order, bounds))}
+
+
+def normalize_volume(volume: np.ndarray, breast: np.ndarray, percentiles=(0.5, 99.5)) -> tuple:
+  """Clips `volume [Z,Y,X]` at `percentiles` of its breast voxels and maps that range to [-1, 1].
+
+  Returns `(image float32 in [-1, 1], (low, high))`; the clip values let the transform be inverted.
+  """
+  if not breast.any():
+    raise ValueError("cannot normalise: the breast mask is empty")
+  low = float(masked_percentile(volume[None], breast[None], percentiles[0]).ravel()[0])
+  high = float(masked_percentile(volume[None], breast[None], percentiles[1]).ravel()[0])
+  return scale_to_unit_range(volume, low, high), (low, high)
+
+
+def pad_to_square(x: np.ndarray, value) -> np.ndarray:
+  """Pads the last two axes of `x [..., H, W]` equally on both sides to `max(H, W)` with `value`."""
+  h, w = x.shape[-2:]
+  side = max(h, w)
+  pad = [(0, 0)] * (x.ndim - 2) + [((side - h) // 2, side - h - (side - h) // 2),
+                                   ((side - w) // 2, side - w - (side - w) // 2)]
+  return np.pad(x, pad, constant_values=value)
+
+
+def resize_images(x: np.ndarray, size: int) -> np.ndarray:
+  """Bilinear resize of `x [N, H, W]` to `[N, size, size]` float32, Gaussian anti-aliased when
+  shrinking (scikit-image)."""
+  from skimage.transform import resize  # pylint: disable=import-outside-toplevel
+  shrinking = size < max(x.shape[1:])
+  out = resize(x.astype(np.float32), (x.shape[0], size, size), order=1, mode="edge",
+               anti_aliasing=shrinking, preserve_range=True)
+  return out.astype(np.float32)
+
+
+def resize_labels(labels: np.ndarray, size: int) -> np.ndarray:
+  """Nearest-neighbour resize of `labels [N, H, W]` to `[N, size, size]` (pixel-centre sampling)."""
+  h, w = labels.shape[1:]
+  rows = np.minimum(((np.arange(size) + 0.5) * h / size).astype(int), h - 1)
+  cols = np.minimum(((np.arange(size) + 0.5) * w / size).astype(int), w - 1)
+  return labels[:, rows[:, None], cols[None, :]]
+
+
+def select_slices(labels: np.ndarray, min_breast_fraction: float) -> np.ndarray:
+  """bool `[N]`: slices of `labels [N, H, W]` whose breast area (labels > 0) is at least the fraction."""
+  return (labels > 0).mean(axis=(1, 2)) >= min_breast_fraction
+
+
+def prepare_slices(volume: np.ndarray, labels: np.ndarray, image_size: int, clip_percentiles,
+                   min_breast_fraction: float) -> dict:
+  """Axial slices of one patient, ready for training.
+
+  volume `[Z, Y, X]` (raw intensities), labels `[Z, Y, X]` uint8 on the same grid. Returns ``image
+  [N, S, S, 1]`` float32 in [-1, 1], ``labels [N, S, S]`` uint8, ``slice_index [N]`` int32 (z of the
+  kept slices) and ``clip`` (low, high) raw intensities mapped to -1 and +1.
+  """
+  if volume.shape != labels.shape:
+    raise ValueError(f"volume {volume.shape} and labels {labels.shape} differ in shape")
+  image, clip = normalize_volume(volume, labels > 0, clip_percentiles)
+  image = resize_images(pad_to_square(image, -1.0), image_size)
+  small = resize_labels(pad_to_square(labels, 0), image_size)
+  keep = select_slices(small, min_breast_fraction)
+  return {"image": image[keep][..., None], "labels": small[keep].astype(np.uint8),
+          "slice_index": np.nonzero(keep)[0].astype(np.int32), "clip": clip}

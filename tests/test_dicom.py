@@ -14,55 +14,21 @@ from pydicom.uid import generate_uid
 
 from mrixai_jax.data import dicom
 from mrixai_jax.data.dicom import DicomError
+from tests import fake_duke
 
-SIZE = 64  # MR_small.dcm is 64 x 64 int16
-DZ = 2.5
-X0, Y0, Z0 = -83.9063, -91.2, 6.6406
-SPACING = 0.3125
-
-
-def _testfile(name):
-  path = get_testdata_file(name, download=False)
-  assert path is not None, f"pydicom's bundled {name} is missing"
-  return path
+SIZE, DZ, SPACING = fake_duke.SIZE, fake_duke.DZ, fake_duke.SPACING
+X0, Y0, Z0 = fake_duke.X0, fake_duke.Y0, fake_duke.Z0
+_testfile = fake_duke.testfile
+_write_series = fake_duke.write_series
 
 
 @pytest.fixture(scope="module")
 def base():
-  return pydicom.dcmread(_testfile("MR_small.dcm"))
+  return fake_duke.base_dataset()
 
 
 def _pixels(seed, n):
   return np.random.default_rng(seed).integers(0, 3000, size=(n, SIZE, SIZE)).astype(np.int16)
-
-
-def _write_series(base, folder, pixels, uid=None, flip_rows=False, description="ax dyn pre",
-                  temporal=None, slope=None, intercept=None, seed=0):
-  """Writes `pixels [K, 64, 64]` (slice k at z = Z0 + k * DZ) as one file per slice, with shuffled
-  file names; returns the paths in slice order."""
-  os.makedirs(folder, exist_ok=True)
-  uid = uid or generate_uid()
-  names = np.random.default_rng(seed).permutation(len(pixels))
-  paths = []
-  for k, image in enumerate(pixels):
-    ds = copy.deepcopy(base)
-    stored = image[:, ::-1] if flip_rows else image
-    ds.PixelData = np.ascontiguousarray(stored).astype("<i2").tobytes()
-    x = X0 + (SIZE - 1) * SPACING if flip_rows else X0
-    ds.ImageOrientationPatient = [-1 if flip_rows else 1, 0, 0, 0, 1, 0]
-    ds.ImagePositionPatient = [x, Y0, Z0 + k * DZ]
-    ds.InstanceNumber = int(names[k]) + 1
-    ds.SOPInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = uid
-    ds.SeriesDescription = description
-    if temporal is not None:
-      ds.TemporalPositionIdentifier = temporal
-    if slope is not None:
-      ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-    path = os.path.join(folder, f"IM{names[k]:04d}_{uid[-6:]}{temporal or ''}.dcm")
-    ds.save_as(path, enforce_file_format=True)
-    paths.append(path)
-  return paths
 
 
 def test_shuffled_names_read_back_exactly(base, tmp_path):

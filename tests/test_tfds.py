@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from configs import demo
-from mrixai_jax.data import phantom, pipeline, preprocess
+from mrixai_jax.data import duke, phantom, pipeline, preprocess
+from tests import fake_duke
 
 
 def _phantom_config(tmp_path):
@@ -67,3 +68,44 @@ def test_reading_needs_no_tensorflow(tmp_path):
 def test_unknown_split_name():
   with pytest.raises(ValueError, match="split"):
     pipeline.load_split(demo.get_config().data, "holdout", "/nonexistent")
+
+
+def test_duke_like_tree_builds_end_to_end(tmp_path):
+  manual = tmp_path / "manual"
+  made = {}
+  for number in (2, 25, 41):
+    pid, pixels, labels = fake_duke.write_duke_patient(str(manual), number, num_slices=6)
+    made[pid] = (pixels, labels)
+  (manual / "Segmentation_Masks_NRRD" / "Breast_MRI_099").mkdir()  # masks without images: ignored
+  cfg = demo.get_config().data
+  cfg.unlock()
+  cfg.name, cfg.image_size, cfg.manual_dir = "duke_breast_mri", 32, str(manual)
+  cfg.tfds_dir = str(tmp_path / "tfds")
+  seen = set()
+  for name in preprocess.SPLITS:
+    data = pipeline.load_split(cfg, name, str(tmp_path))
+    (pid,) = set(data["patient_id"].tolist())  # three patients: one per split
+    seen.add(pid)
+    pixels, labels = made[pid]  # the pre-contrast series, not the post or T1 ones
+    expected = preprocess.prepare_slices(pixels.astype(np.float32), labels, 32, cfg.clip_percentiles,
+                                         cfg.min_breast_fraction)
+    assert len(expected["slice_index"]) >= 3
+    np.testing.assert_array_equal(data["slice_index"], expected["slice_index"])
+    np.testing.assert_array_equal(data["labels"], expected["labels"])
+    np.testing.assert_allclose(data["image"], expected["image"], atol=1e-6)
+    assert (data["labels"] == 2).any() and (data["labels"] == 3).any()
+  assert seen == set(made)
+
+
+def test_duke_series_classification():
+  pre = ["ax dyn pre", "ax 3d dyn pre", "ax 3d dyn", "ax 3d dyn MP", "ax dynamic", "ax dyn",
+         "Ax Vibrant MultiPhase", "ax 3d pre", "t1_fl3d_tra_dynVIEWS_spair_ pre"]
+  post = ["ax dyn 1st pass", "ax dyn 4th pass", "ax dyn 1st pas", "ax 3d dyn 2nd pass", "Ph1/ax 3d dyn",
+          "Ph4/ax dyn", "Ph1/Ax Vibrant MultiPhase", "1st ax dyn", "t1_fl3d_tra_dynVIEWS_spair 1st pass",
+          "ax t1 +c", "ax t1 tse +c"]
+  t1 = ["ax t1", "ax t1 tse", "ax t1 3mm", "ax t1 2mm", "ax t1 pre", "ax t1 repeat", "Ax 3D T1 NON FS",
+        "ax 3d t1 bilateral", "AX IDEAL Breast"]
+  assert {d: duke.classify_series(d) for d in pre} == {d: "pre" for d in pre}
+  assert {d: duke.classify_series(d) for d in post} == {d: "post" for d in post}
+  assert {d: duke.classify_series(d) for d in t1} == {d: "t1" for d in t1}
+  assert duke.classify_series("localizer") == "other"

@@ -105,10 +105,43 @@ def get_config() -> ml_collections.ConfigDict:
   h.prototype_dim = 128
   h.tissue_classes = (1, 2, 3)  # label-map classes the heads learn (adaptation A)
   h.purity_threshold = 0.75  # a feature cell is labelled when this fraction of its pixels share a class
+  h.purity_per_class = (0.75, 0.5, 0.125)  # per tissue class (vessels never fill a cell); () -> purity_threshold
+  h.small_cnn_channels = (32, 64, 64)  # backbone = small_cnn: widths of its conv blocks
+  h.incorrect_strength = -0.5  # ProtoPNet last-layer init for wrong-class connections
+  h.loss = ml_collections.ConfigDict()  # coefficients (prototypes.md §2.2, §3.2, §4.4)
+  h.loss.cross_entropy = 1.0
+  h.loss.cluster = 0.8  # EPPNet: applied to its mean-cluster term instead
+  h.loss.separation = 0.08  # enters with a minus sign
+  h.loss.l1 = 1e-4
+  h.loss.diversity = 0.1  # EPPNet diversity hinge (reconstruction)
+  h.loss.diversity_delta = 1.0
+  h.loss.orthogonality = 1.0  # ProtoPool
+  h.protopool = ml_collections.ConfigDict()
+  h.protopool.num_prototypes = 0  # pool size P; 0 -> prototypes_per_class * number of tissue classes
+  h.protopool.num_slots = 10  # K slots per class; must be <= pool size
+  h.protopool.tau = 0.5  # Gumbel-softmax temperature (fixed, as the original code)
+  h.protopool.gumbel_epochs = 30  # the logit multiplier grows as 1000 * sqrt(epoch / gumbel_epochs)
+  h.protopool.gumbel_start = 1.3
+  h.protopool.gumbel_end = 1000.0
   h.train = ml_collections.ConfigDict()
-  h.train.num_steps = 5000
+  h.train.num_steps = 5000  # all phases: warm, joint, (push), last layer
+  h.train.warm_steps = 500  # add-on + prototypes (+ ProtoPool assignment) only
+  h.train.last_layer_steps = 500  # after the push: last layer only
   h.train.batch_size = 16
+  h.train.push_batch_size = 64
   h.train.seed = 0
+  h.train.lr_backbone = 1e-4  # joint phase
+  h.train.lr_add_on = 3e-3  # warm and joint
+  h.train.lr_prototypes = 3e-3  # warm and joint (ProtoPool: also its assignment logits)
+  h.train.lr_last_layer = 1e-4
+  h.train.weight_decay = 1e-3  # coupled L2 (torch Adam weight_decay) on backbone and add-on
+  h.train.joint_decay_epochs = 5  # joint-phase lr x joint_decay_gamma every this many epochs
+  h.train.joint_decay_gamma = 0.1
+  h.train.adam_b1 = 0.9
+  h.train.adam_b2 = 0.999
+  h.train.adam_eps = 1e-8
+  h.train.log_every = 50
+  h.train.checkpoint_every = 500
 
   # ---------------------------------------------------------------- explanation
   c.explain = e = ml_collections.ConfigDict()

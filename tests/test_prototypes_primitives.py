@@ -324,3 +324,17 @@ def test_background_cells_are_invalid_and_weights_inverse_frequency():
   weights, counts = tissue_cells.class_weights(index, valid, 3)
   np.testing.assert_array_equal(counts, [2, 0, 1])
   np.testing.assert_allclose(weights, [3 / (3 * 2), 0.0, 3 / (3 * 1)])
+
+
+def test_per_class_purity_prefers_the_thinner_structure():
+  labels = np.ones((1, 4, 8), np.uint8)  # two 4x4 cells of fat
+  labels[0, 1, :4] = 3  # cell 0: 25 % vessel, 75 % fat
+  labels[0, :2, 4:] = 2  # cell 1: 50 % FGT
+  labels = np.concatenate([labels, labels], axis=1)  # 8x8, 2x2 cells
+  index, purity, valid = tissue_cells.cell_labels(labels, (1, 2, 3), 2, 4, (0.75, 0.5, 0.25))
+  np.testing.assert_array_equal(valid[0], True)
+  np.testing.assert_array_equal(index[0, 0], [2, 1])  # vessel (thr 0.25) beats fat (thr 0.75)
+  np.testing.assert_allclose(purity[0, 0], [0.25, 0.5])
+  index, _, valid = tissue_cells.cell_labels(labels, (1, 2, 3), 2, 4, 0.75)
+  np.testing.assert_array_equal(valid[0, 0], [True, False])  # one threshold: majority rule
+  np.testing.assert_array_equal(index[0, 0, 0], 0)

@@ -1,9 +1,7 @@
 """Feature-cell tissue labels from the segmentation label map (prototypes.md §6.2 A).
 
-A feature cell covers a `cell`×`cell` block of pixels (cell = the backbone's jump). Its label is
-the label value covering most of the block, its purity that fraction; the cell is valid when the
-purity reaches the threshold and the label is one of the tissue classes. Tissue classes are
-returned as indices 0..T−1 into `tissue_classes`.
+A feature cell covers a `cell`×`cell` block of pixels (cell = the backbone's jump). Tissue classes
+are returned as indices 0..T−1 into `tissue_classes`; see `cell_labels` for the rule.
 """
 
 from typing import Sequence
@@ -28,18 +26,26 @@ def cell_fractions(labels, num_cells: int, cell: int, num_values: int):
   return blocks.mean(axis=(2, 4))
 
 
-def cell_labels(labels, tissue_classes: Sequence[int], num_cells: int, cell: int,
-                purity_threshold: float):
+def cell_labels(labels, tissue_classes: Sequence[int], num_cells: int, cell: int, purity_threshold):
   """Tissue index `[N, n, n]` int32 (0..T−1, arbitrary where invalid), purity `[N, n, n]` and
-  validity `[N, n, n]` bool of every feature cell of `labels: [N, S, S]`."""
+  validity `[N, n, n]` bool of every feature cell of `labels: [N, S, S]`.
+
+  `purity_threshold`: one threshold, or one per tissue class (thin structures such as vessels never
+  fill a whole cell). A cell qualifies for tissue t when t covers ≥ thr_t of it; it is valid when
+  it qualifies for some tissue and takes, among those, the one with the lowest threshold (the
+  thinner structure), then the larger fraction, then the first. With one threshold ≥ 0.5 this is
+  prototypes.md's rule (label = majority value, valid when it is a tissue covering ≥ threshold).
+  `purity` is the chosen tissue's fraction.
+  """
   tissue = jnp.asarray(tuple(tissue_classes), jnp.int32)
-  frac = cell_fractions(labels, num_cells, cell, int(max(tissue_classes)) + 1)
-  value = jnp.argmax(frac, axis=-1)  # first maximum, numpy semantics
-  purity = jnp.max(frac, axis=-1)
-  is_tissue = value[..., None] == tissue
-  index = jnp.argmax(is_tissue, axis=-1).astype(jnp.int32)
-  valid = jnp.any(is_tissue, axis=-1) & (purity >= purity_threshold)
-  return index, purity, valid
+  thresholds = jnp.broadcast_to(jnp.asarray(purity_threshold, jnp.float32), tissue.shape)
+  frac = cell_fractions(labels, num_cells, cell, int(max(tissue_classes)) + 1)[..., tissue]
+  qualifies = frac >= thresholds
+  lowest = jnp.min(jnp.where(qualifies, thresholds, jnp.inf), axis=-1, keepdims=True)
+  candidates = qualifies & (thresholds == lowest)
+  index = jnp.argmax(jnp.where(candidates, frac, -1.0), axis=-1).astype(jnp.int32)
+  purity = jnp.take_along_axis(frac, index[..., None], axis=-1)[..., 0]
+  return index, purity, jnp.any(qualifies, axis=-1)
 
 
 def class_weights(tissue_index, valid, num_classes: int):

@@ -1,0 +1,52 @@
+"""Do prototypes of tissue t fire inside tissue-t regions? (A localisation check of trained heads.)
+
+A prototype fires at the arg-min cell of its distance map. The firing is a hit when that cell
+qualifies for the prototype's tissue (its fraction of that tissue reaches the class purity
+threshold, the rule the training labels use); chance is the fraction of the image's cells that
+qualify, i.e. the hit rate of a uniformly random cell.
+"""
+
+import jax
+import numpy as np
+
+from mrixai_jax.models import prototypes as pm
+from mrixai_jax.models import tissue_cells
+
+
+def firing_hits(model: pm.ProtoModel, params: dict, images, labels, prototype_tissue, batch_size: int = 64):
+  """`(hit [N, P] bool, chance [N, P] float)` for held-out `images [N, S, S, 1]`, `labels [N, S, S]`.
+
+  prototype_tissue: `[P]` label-map value each prototype stands for (e.g. the push record's
+  `tissue_class`; −1 entries give no hits and chance 0).
+  """
+  tissue_index = {t: i for i, t in enumerate(model.tissue_classes)}
+  column = np.array([tissue_index.get(int(t), -1) for t in prototype_tissue])
+  thresholds = np.asarray(model.purity_threshold)
+  forward = jax.jit(lambda x: pm.image_outputs(model, params, x)["argmin"])
+  hits, chance = [], []
+  for first in range(0, len(images), batch_size):
+    argmin = np.asarray(forward(images[first:first + batch_size]))  # [B, P]
+    frac = np.asarray(tissue_cells.cell_fractions(labels[first:first + batch_size], model.cells, model.cell_size,
+                                                  int(max(model.tissue_classes)) + 1))
+    qualifies = frac[..., list(model.tissue_classes)] >= thresholds  # [B, n, n, T]
+    qualifies = qualifies.reshape(len(argmin), -1, model.num_classes)  # flat (h, w) row-major
+    own = qualifies[:, :, np.maximum(column, 0)]  # [B, n·n, P]
+    hit = np.take_along_axis(own, argmin[:, None, :], axis=1)[:, 0, :]
+    hits.append(hit & (column >= 0))
+    chance.append(np.where(column >= 0, own.mean(axis=1), 0.0))
+  return np.concatenate(hits), np.concatenate(chance)
+
+
+def tissue_firing_rates(model, params, images, labels, prototype_tissue) -> dict:
+  """Per tissue class: `{"hit_rate", "chance", "ratio"}` over images containing the tissue."""
+  hit, chance = firing_hits(model, params, images, labels, prototype_tissue)
+  out = {}
+  for t in model.tissue_classes:
+    cols = np.asarray(prototype_tissue) == t
+    present = chance[:, cols] > 0  # images where tissue t qualifies somewhere
+    if not cols.any() or not present.any():
+      out[int(t)] = {"hit_rate": float("nan"), "chance": float("nan"), "ratio": float("nan")}
+      continue
+    rate, base = hit[:, cols][present].mean(), chance[:, cols][present].mean()
+    out[int(t)] = {"hit_rate": float(rate), "chance": float(base), "ratio": float(rate / base)}
+  return out

@@ -91,6 +91,28 @@ def test_two_time_points_in_one_series(base, tmp_path):
   assert meta["temporal_position"] == "2"
 
 
+def test_repeated_positions_split_by_acquisition_number(base, tmp_path):
+  uid = generate_uid()
+  first, second = _pixels(16, 4), _pixels(17, 4)
+  for number, pixels in ((1, first), (2, second)):
+    for path in _write_series(base, tmp_path / f"a{number}", pixels, uid=uid, seed=number):
+      ds = pydicom.dcmread(path)
+      ds.AcquisitionNumber = number
+      ds.save_as(path)
+  assert sorted(s["id"] for s in dicom.list_series(str(tmp_path))) == [f"{uid}#t1", f"{uid}#t2"]
+  np.testing.assert_array_equal(dicom.load_series(str(tmp_path), series=f"{uid}#t2")[0], second)
+
+
+def test_monochrome1_is_inverted(base, tmp_path):
+  pixels = _pixels(18, 3)
+  for path in _write_series(base, tmp_path, pixels):
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.save_as(path)
+  volume, _ = dicom.load_series(str(tmp_path))
+  np.testing.assert_array_equal(volume, -1.0 - pixels)  # signed int16: bright <-> dark
+
+
 def _enhanced_multiframe(base, pixels, path):
   """An Enhanced-MR-like multi-frame file with per-frame geometry, frames stored top to bottom."""
   ds = copy.deepcopy(base)

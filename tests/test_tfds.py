@@ -1,13 +1,15 @@
 """TFDS builders and load_split: build into a temp dir, read back without TensorFlow, split by patient."""
 
+import pathlib
 import subprocess
 import sys
 
 import numpy as np
+import pydicom
 import pytest
 
 from configs import demo
-from mrixai_jax.data import duke, phantom, pipeline, preprocess
+from mrixai_jax.data import dicom, duke, phantom, pipeline, preprocess
 from tests import fake_duke
 
 
@@ -61,13 +63,17 @@ def test_reading_needs_no_tensorflow(tmp_path):
       f"n = len(pipeline.load_split(c, 'train', {str(tmp_path)!r})['image'])\n"
       "assert n == 24, n\n"
       "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n")
-  subprocess.run([sys.executable, "-c", code], check=True, cwd=pytest.importorskip("pathlib").Path(
-      __file__).parents[1], capture_output=True)
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=pathlib.Path(__file__).parents[1],
+                 capture_output=True)
 
 
-def test_unknown_split_name():
+def test_unknown_split_and_dataset_names(tmp_path):
   with pytest.raises(ValueError, match="split"):
     pipeline.load_split(demo.get_config().data, "holdout", "/nonexistent")
+  cfg = _phantom_config(tmp_path)
+  cfg.name = "lidc"
+  with pytest.raises(ValueError, match="unknown data.name 'lidc'"):
+    pipeline.load_split(cfg, "train", str(tmp_path))
 
 
 def test_duke_like_tree_builds_end_to_end(tmp_path):
@@ -109,3 +115,15 @@ def test_duke_series_classification():
   assert {d: duke.classify_series(d) for d in post} == {d: "post" for d in post}
   assert {d: duke.classify_series(d) for d in t1} == {d: "t1" for d in t1}
   assert duke.classify_series("localizer") == "other"
+
+
+def test_duke_patient_with_anisotropic_pixels_is_rejected(tmp_path):
+  pid, _, _ = fake_duke.write_duke_patient(str(tmp_path), 7, num_slices=3)
+  for path in (tmp_path / "Duke-Breast-Cancer-MRI" / pid).rglob("*.dcm"):
+    ds = pydicom.dcmread(path)
+    ds.PixelSpacing = [0.3125, 0.35]
+    ds.save_as(path)
+  with pytest.raises(dicom.DicomError, match="not square"):
+    duke.load_patient(str(tmp_path), pid)
+  with pytest.raises(FileNotFoundError, match="Segmentation_Masks_NRRD"):
+    duke.find_patients(str(tmp_path / "Duke-Breast-Cancer-MRI"))

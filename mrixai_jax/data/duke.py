@@ -12,6 +12,7 @@ from mrixai_jax.data import dicom, masks
 
 DICOM_SUBDIR = "Duke-Breast-Cancer-MRI"
 MASKS_SUBDIR = "Segmentation_Masks_NRRD"
+ANISOTROPY_TOLERANCE = 0.01  # relative difference of row and column spacing
 _PATIENT = re.compile(r"^Breast_MRI_\d{3}$")
 _POST = re.compile(r"(1st|2nd|3rd|4th|pass\b|pas\b|ph\d|\+c)")
 _T1_NON_FAT_SAT = re.compile(r"(\bt1\b|non fs|ideal)")
@@ -60,6 +61,10 @@ def load_patient(manual_dir: str, patient_id: str) -> tuple:
   problems = []
   for candidate in candidates:
     volume, meta = dicom.load_series(folder, series=candidate["id"])
+    dy, dx = meta["spacing"][1:]
+    if abs(dy / dx - 1.0) > ANISOTROPY_TOLERANCE:
+      raise dicom.DicomError(meta["files"][0], f"in-plane pixel spacing {dy:g} x {dx:g} mm is not "
+                                               "square; slices would be distorted")
     try:
       labels = masks.duke_label_map(breast, dense_vessels, volume.shape, meta["affine"])
     except masks.MaskError as e:

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Throughput of mrixai-jax against its PyTorch / numpy / scikit-image peers, in one run.
+
+  python benchmarks/run.py [--quick] [--json PATH] [--rounds N] [--only NAME,...]
+
+Two long-lived worker processes, ours (JAX) and the reference (torch, diffusers, lpips, skimage,
+numpy), so neither framework's thread pool competes with the other. For every workload:
+1. ours writes the inputs, the reference builds its side from them and writes its weights and
+   outputs, ours loads those weights (diffusers layout) and checks its outputs: the max abs error
+   is printed, and a workload outside tolerance is reported as a mismatch and not timed;
+2. both sides warm up (JIT compilation included);
+then N rounds: in each, every workload is timed on both sides, one side at a time, the order
+alternating, after a short idle gap. Reported: medians with min-max, img/s, the throughput ratio
+ours/reference (median of the per-round ratios, with min-max), GFLOP/s and the fraction of the
+machine's matmul peak (`jax.jit(jnp.dot)` on 2048³ float32, measured in the same run). FLOPs per
+call come from torch's FlopCounter on the reference (2 per multiply-add, convolutions, linears,
+attention), from the kernel's own count (prototypes), or XLA's cost analysis (SSIM).
+Workloads whose code is not in the library yet are listed as "missing".
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+from benchmarks import common  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import specs  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--quick", action="store_true", help="tiny sizes and 1 round: checks the harness, not speed")
+  p.add_argument("--json", default=None, help="write the results (ARCHITECTURE.md schema) to this path")
+  p.add_argument("--rounds", type=int, default=None, help="timing rounds (default 5; 1 with --quick)")
+  p.add_argument("--only", default="", help="comma-separated workloads (default: all of " + ", ".join(specs.NAMES) + ")")
+  p.add_argument("--gap", type=float, default=0.3, help="idle seconds before every timed request")
+  p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of the reference side")
+  p.add_argument("--no-xla-flags", action="store_true",
+                 help="ours without the library's XLA:CPU flags (MRIXAI_XLA_FLAGS=0), to measure them")
+  args = p.parse_args(argv)
+  names = [n for n in args.only.split(",") if n] or list(specs.NAMES)
+  unknown = [n for n in names if n not in specs.NAMES]
+  if unknown:
+    p.error(f"unknown workload(s) {unknown}; choose from {', '.join(specs.NAMES)}")
+  if args.rounds is None:
+    args.rounds = 1 if args.quick else 5
+  if args.rounds < 1:
+    p.error("--rounds must be >= 1")
+  args.names = [specs.PEAK] + names
+  return args
+
+
+def cpu_name() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def _say(msg):
+  print(msg, flush=True)
+
+
+def setup_workload(name, spec, ours, reference, folder) -> dict:
+  """Prepare / reference setup / our setup and check. Returns {"status", ...}."""
+  inputs, outputs = (os.path.join(folder, f"{name}.{s}.npz") for s in ("inputs", "reference"))
+  try:
+    ours.ask(cmd="prepare", name=name, spec=spec, path=inputs)
+    ref_info = reference.ask(cmd="setup", name=name, spec=spec, path_in=inputs, path_out=outputs)["info"]
+    ours_info = ours.ask(cmd="setup", name=name, spec=spec, path_in=outputs, path_out="")["info"]
+  except common.WorkerError as e:
+    return {"status": "missing" if e.missing else "error", "error": str(e)}
+  check = ours_info.get("check")
+  status = "ok" if check is None or check["ok"] else "mismatch"
+  return {"status": status, "check": check, "ours_setup_s": ours_info["setup_s"],
+          "reference_setup_s": ref_info["setup_s"], "note": ref_info.get("note"),
+          **_flops(ref_info, ours_info)}
+
+
+def _flops(ref_info, ours_info) -> dict:
+  for info, source in ((ref_info, "torch FlopCounter"), (ours_info, "kernel count"), (ours_info, "XLA cost analysis")):
+    key = "xla_flops" if source == "XLA cost analysis" else "flops"
+    if info.get(key):
+      return {"flops": info[key], "flops_source": source}
+  return {"flops": None, "flops_source": None}
+
+
+def time_rounds(names, specs_, states, ours, reference, rounds, gap):
+  """Alternating rounds; returns {name: {"ours": [[s, ...] per round], "reference": [...]}}."""
+  times = {n: {"ours": [], "reference": []} for n in names}
+  active = [n for n in names if states[n]["status"] == "ok"]
+  t_start = time.perf_counter()
+  for r in range(rounds):
+    for i, name in enumerate(active):
+      order = (("ours", ours), ("reference", reference))
+      for side, worker in (order if (r + i) % 2 == 0 else order[::-1]):
+        time.sleep(gap)
+        times[name][side].append(worker.ask(cmd="run", name=name, inner=specs_[name]["inner"])["times"])
+    elapsed = time.perf_counter() - t_start
+    _say(f"[round {r + 1}/{rounds}] {elapsed:.0f} s elapsed, about {elapsed / (r + 1) * (rounds - r - 1):.0f} s left")
+  return times
+
+
+def summarize_workload(spec, state, times, peak_gflops) -> dict:
+  """The ARCHITECTURE.md fields plus medians, min-max and the check for one workload."""
+  row = {"ours_img_s": None, "reference_img_s": None, "ratio": None, "gflops": None, "peak_fraction": None,
+         **state}
+  if state["status"] != "ok" or not times["ours"]:
+    return row
+  images = spec["images"]
+  ours_all = [t for rnd in times["ours"] for t in rnd]
+  ref_all = [t for rnd in times["reference"] for t in rnd]
+  ours_s, ref_s = common.summarize(ours_all), common.summarize(ref_all)
+  ratios = common.round_ratios([statistics.median(t) for t in times["ours"]],
+                               [statistics.median(t) for t in times["reference"]])
+  g = common.gflops(state.get("flops"), ours_s["median"])
+  row.update(
+      ours_img_s=images / ours_s["median"] if images else None,
+      reference_img_s=images / ref_s["median"] if images else None,
+      ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios),
+      gflops=g, peak_fraction=g / peak_gflops if g and peak_gflops else None,
+      reference_gflops=common.gflops(state.get("flops"), ref_s["median"]),
+      ours_s=ours_s, reference_s=ref_s, images_per_call=images)
+  return row
+
+
+def table(results) -> str:
+  rows = []
+  for name, r in results.items():
+    row = {"name": name}
+    if r["ours_img_s"] is None:
+      row["ours"] = r["status"] + (f": {r['error']}" if r.get("error") else "")
+    else:
+      o, f = r["ours_s"], r["reference_s"]
+      n = r["images_per_call"]
+      row["ours"] = f"{common.fmt_rate(r['ours_img_s'])} ({common.fmt_rate(n / o['max'])}–{common.fmt_rate(n / o['min'])})"
+      row["ref"] = f"{common.fmt_rate(r['reference_img_s'])} ({common.fmt_rate(n / f['max'])}–{common.fmt_rate(n / f['min'])})"
+      row["ratio"] = f"**{r['ratio']:.2f}** ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})"
+      row["gflops"] = common.fmt_rate(r["gflops"])
+      row["peak"] = f"{100 * r['peak_fraction']:.2g}%" if r["peak_fraction"] else "-"
+    check = r.get("check")
+    row["err"] = "not checked" if check is None else f"{check['max_abs_err']:.1e} (tol {check['tolerance']:.0e})"
+    rows.append(row)
+  return common.markdown_table(rows, [
+      ("workload", "name"), ("ours img/s (min–max)", "ours"), ("reference img/s (min–max)", "ref"),
+      ("ratio ours/ref (min–max)", "ratio"), ("ours GFLOP/s", "gflops"), ("% of peak", "peak"),
+      ("max abs err", "err")])
+
+
+def main(argv=None) -> dict:
+  args = parse_args(argv)
+  all_specs = specs.workloads(args.quick)
+  t0 = time.perf_counter()
+  folder = tempfile.mkdtemp(prefix="mrixai_bench_")
+  env = dict(os.environ, MRIXAI_BENCH_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
+             OPENBLAS_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+             TF_CPP_MIN_LOG_LEVEL="2", PYTHONDONTWRITEBYTECODE="1")
+  ours_env = dict(env, MRIXAI_XLA_FLAGS="0") if args.no_xla_flags else env
+  ours = common.Worker("ours", ["ours"], ours_env, os.path.join(folder, "ours.log"))
+  reference = common.Worker("reference", ["reference"], env, os.path.join(folder, "reference.log"))
+  failed = False
+  try:
+    info = {"ours": ours.ask(cmd="info")["info"], "reference": reference.ask(cmd="info")["info"]}
+    states = {}
+    for name in args.names:
+      states[name] = state = setup_workload(name, all_specs[name], ours, reference, folder)
+      failed |= state["status"] == "error"
+      check = state.get("check")
+      detail = (f"max abs err {check['max_abs_err']:.2e} (tol {check['tolerance']:.1e})" if check
+                else state.get("error", "no output check"))
+      setup = (f", setup ours {state['ours_setup_s']:.1f} s / reference {state['reference_setup_s']:.1f} s"
+               if "ours_setup_s" in state else "")
+      _say(f"[setup] {name}: {state['status']}, {detail}{setup}")
+    if states[specs.PEAK]["status"] != "ok":
+      raise SystemExit(f"the peak matmul failed: {states[specs.PEAK].get('error')}")
+    times = time_rounds(args.names, all_specs, states, ours, reference, args.rounds, args.gap)
+  except BaseException:
+    failed = True
+    raise
+  finally:
+    ours.close()
+    reference.close()
+    if failed:
+      _say(f"worker logs kept in {folder}")
+    else:
+      shutil.rmtree(folder, ignore_errors=True)
+
+  peak_spec = all_specs[specs.PEAK]
+  peak_s = statistics.median(t for rnd in times[specs.PEAK]["ours"] for t in rnd)
+  peak = states[specs.PEAK]["flops"] / peak_s / 1e9
+  results = {n: summarize_workload(all_specs[n], states[n], times[n], peak) for n in args.names}
+  ours_info = info["ours"]
+  device = (f"{ours_info['backend']}: {ours_info['device_kind']}" if ours_info["backend"] != "cpu"
+            else f"cpu: {cpu_name()}, {os.cpu_count()} cores")
+  out = {
+      "device": device,
+      "workloads": {n: r for n, r in results.items() if n != specs.PEAK},
+      "peak": {"what": f"jax.jit(jnp.dot), {peak_spec['n']}^3 float32", "gflops": peak,
+               "reference_gflops": results[specs.PEAK]["reference_gflops"], "reference_what": "torch.mm"},
+      "rounds": args.rounds, "quick": args.quick, "xla_flags": ours_info["xla_flags"],
+      "versions": info, "wall_s": time.perf_counter() - t0,
+      "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(time.time() - (time.perf_counter() - t0))),
+  }
+  _say(f"\ndevice: {device}; XLA_FLAGS (ours): {ours_info['xla_flags'] or '(none)'}")
+  _say(f"peak: {out['peak']['what']} = {peak:.0f} GFLOP/s (torch.mm {results[specs.PEAK]['reference_gflops']:.0f})\n")
+  _say(table(out["workloads"]))
+  if args.json:
+    from mrixai_jax.report import atomic  # pylint: disable=g-import-not-at-top
+    atomic.write_json(args.json, out)
+    _say(f"\nJSON: {args.json}")
+  return out
+
+
+if __name__ == "__main__":
+  main()

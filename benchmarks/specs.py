@@ -1,0 +1,70 @@
+"""Workload definitions: sizes come from configs/demo.py (64² model) and configs/default.py (paper,
+256² model, prototype heads), so the benchmark measures what the study runs.
+
+A spec is a JSON-able dict read by both workers: `kind` picks the builder, `images` is the number
+of images one call processes (img/s = images / seconds), `inner` the timed calls per request.
+"""
+
+from configs import default, demo
+
+NAMES = ("unet_fwd_64_b8", "unet_fwd_256_b1", "unet_fwd_256_b4", "train_step_64_b16", "ddim50_64_b8",
+         "ddpm1000_32_b4", "lpips_256_b8", "ssim_256_b8", "proto_similarity", "push")
+PEAK = "matmul_2048"  # always measured: every GFLOP/s figure is also read as a fraction of it
+
+# --quick: the smallest model the UNet code accepts (two levels, attention at the lower one).
+_TINY_MODEL = dict(block_out_channels=[32, 64], down_block_types=["DownBlock2D", "AttnDownBlock2D"],
+                   up_block_types=["AttnUpBlock2D", "UpBlock2D"], layers_per_block=1)
+
+
+def _plain(value):
+  if isinstance(value, (tuple, list)):
+    return [_plain(v) for v in value]
+  return value
+
+
+def _section(config_section, **overrides) -> dict:
+  out = {k: _plain(v) for k, v in config_section.to_dict().items()}
+  out.update(overrides)
+  return out
+
+
+def workloads(quick: bool = False) -> dict:
+  """name -> spec for the peak matmul and every workload of NAMES (tiny sizes with `quick`)."""
+  paper, small = default.get_config(), demo.get_config()
+  tiny = dict(_TINY_MODEL)
+  model_64 = _section(small.model, **(tiny if quick else {}))
+  model_256 = _section(paper.model, **(tiny if quick else {}))
+  diffusion = _section(paper.diffusion)
+  sample = _section(paper.sample)
+  train = _section(small.train)
+
+  def unet(kind, model, size, batch, **extra):
+    return dict(kind=kind, model=model, diffusion=diffusion, size=16 if quick else size,
+                batch=min(batch, 2) if quick else batch, seed=0, **extra)
+
+  heads = paper.heads
+  num_protos = heads.prototypes_per_class * len(heads.tissue_classes)
+  feature_hw = paper.data.image_size // {"conv3_3": 4, "conv4_3": 8, "conv5_3": 16}[heads.vgg_layer]
+  proto = dict(cells=8 if quick else feature_hw, dim=16 if quick else heads.prototype_dim,
+               prototypes=6 if quick else num_protos, classes=list(heads.tissue_classes), seed=0)
+
+  specs = {
+      PEAK: dict(kind="matmul", n=256 if quick else 2048, inner=10, images=None, seed=0),
+      "unet_fwd_64_b8": unet("unet_forward", model_64, 64, 8, inner=5),
+      "unet_fwd_256_b1": unet("unet_forward", model_256, 256, 1, inner=1),
+      "unet_fwd_256_b4": unet("unet_forward", model_256, 256, 4, inner=1),
+      "train_step_64_b16": unet("train_step", model_64, 64, 16, inner=3, train=train),
+      "ddim50_64_b8": unet("ddim", model_64, 64, 8, inner=1, steps=3 if quick else 50, sample=sample),
+      "ddpm1000_32_b4": unet("ddpm", model_64, 32, 4, inner=1, sample=sample),
+      "lpips_256_b8": dict(kind="lpips", size=32 if quick else 256, batch=2 if quick else 8, inner=1, seed=0),
+      "ssim_256_b8": dict(kind="ssim", size=32 if quick else 256, batch=2 if quick else 8, inner=5, seed=0),
+      "proto_similarity": dict(kind="proto_similarity", batch=2 if quick else heads.train.batch_size,
+                               inner=10, **proto),
+      "push": dict(kind="push", images=8 if quick else 256, batch=4 if quick else heads.train.batch_size,
+                   inner=1, **proto),
+  }
+  if quick:  # DDPM over a 10-step schedule instead of 1000
+    specs["ddpm1000_32_b4"]["diffusion"] = dict(diffusion, num_timesteps=10)
+  for spec in specs.values():
+    spec.setdefault("images", spec.get("batch"))
+  return specs

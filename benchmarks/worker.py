@@ -1,0 +1,24 @@
+"""A benchmark worker process: `python -m benchmarks.worker ours|reference` (started by run.py).
+
+The ours worker applies the library's XLA:CPU flags (`mrixai_jax.xla_flags.configure`, unless
+MRIXAI_XLA_FLAGS=0) before jax starts, exactly as the entry points do.
+"""
+
+import sys
+
+
+def main(side: str) -> None:
+  if side == "ours":
+    from mrixai_jax import xla_flags  # pylint: disable=g-import-not-at-top
+    xla_flags.configure()
+    from benchmarks import ours as side_module  # pylint: disable=g-import-not-at-top
+  elif side == "reference":
+    from benchmarks import reference_torch as side_module  # pylint: disable=g-import-not-at-top
+  else:
+    raise SystemExit(f"usage: python -m benchmarks.worker ours|reference (got {side!r})")
+  from benchmarks import common  # pylint: disable=g-import-not-at-top
+  common.serve(side_module.make_workload, side_module.describe)
+
+
+if __name__ == "__main__":
+  main(sys.argv[1] if len(sys.argv) > 1 else "")

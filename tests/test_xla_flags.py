@@ -1,0 +1,45 @@
+"""mrixai_jax.xla_flags: appends only measured flags, never overrides the user, honours the opt-out."""
+
+import os
+
+from mrixai_jax import xla_flags
+
+FLAG = xla_flags.CPU_FLAGS[0][0]
+NAME = FLAG.split("=", 1)[0]
+
+
+def _configure(monkeypatch, xla_flags_env=None, opt_out=None, jaxlib="0.10.2", initialized=False):
+  monkeypatch.setattr(xla_flags, "_jaxlib_version", lambda: jaxlib)
+  monkeypatch.setattr(xla_flags, "_backend_initialized", lambda: initialized)
+  for var, value in (("XLA_FLAGS", xla_flags_env), (xla_flags.OPT_OUT_ENV, opt_out)):
+    if value is None:
+      monkeypatch.delenv(var, raising=False)
+    else:
+      monkeypatch.setenv(var, value)
+  added = xla_flags.configure()
+  return added, os.environ.get("XLA_FLAGS")
+
+
+def test_appends_to_existing_flags(monkeypatch):
+  added, env = _configure(monkeypatch, xla_flags_env="--xla_force_host_platform_device_count=4")
+  assert added == (FLAG,)
+  assert env == f"--xla_force_host_platform_device_count=4 {FLAG}"
+
+
+def test_user_setting_wins(monkeypatch):
+  mine = f"{NAME}=dot"
+  added, env = _configure(monkeypatch, xla_flags_env=mine)
+  assert added == () and env == mine
+
+
+def test_opt_out_unmeasured_jaxlib_and_late_call_change_nothing(monkeypatch):
+  for kwargs in (dict(opt_out="0"), dict(opt_out="off"), dict(jaxlib="0.11.0"), dict(jaxlib=""),
+                 dict(initialized=True)):
+    added, env = _configure(monkeypatch, **kwargs)
+    assert added == () and env is None, kwargs
+
+
+def test_backend_detection_sees_this_process():
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.devices()
+  assert xla_flags._backend_initialized()  # pylint: disable=protected-access

@@ -28,6 +28,9 @@ RETROMAMMARY_FAT = 0.035  # units of fat kept between FGT and the pectoral muscl
 SUBCUTANEOUS_MARGIN = 0.06  # FGT stays this far inside the breast outline (superellipse radius)
 VESSEL_WIDTH = 0.008  # units (≈ 1.4 mm), at least one pixel
 VESSEL_GATE = 0.65  # quantile of a slow field above which vessel segments are kept
+HEART_DEPTH = 0.38  # units from the anterior chest wall to the heart's centre (plus muscle)
+HEART_RY = 0.36
+FGT_CORE = (0.8, 0.7, 0.45)  # half-width, half-height (breast fractions) and height of its centre
 PARTIAL_VOLUME_PX = 0.6  # Gaussian sigma (pixels) of the point spread function
 CLIP_PERCENTILE = 99.5  # of breast pixels -> +1
 
@@ -46,7 +49,7 @@ def _patient_params(seed: int, patient: int) -> dict:
   p["rib_top"] = rng.uniform(0.12, 0.35)  # y of the anterior chest wall at the midline
   p["fat_layer"] = rng.uniform(0.03, 0.07)  # subcutaneous fat over the thorax
   p["muscle"] = rng.uniform(0.05, 0.09)
-  p["heart_rx"] = rng.uniform(0.22, 0.32)
+  p["heart_rx"] = rng.uniform(0.352, 0.512)
   width = rng.uniform(0.33, 0.45)
   height = rng.uniform(0.3, 0.68)
   asym = 1.0 + rng.normal(0.0, 0.07, size=(2, 2))
@@ -130,6 +133,78 @@ def _breast_radius(x, y, prm, shrink):
   return (np.abs(u) ** pw + np.abs(v) ** pw) ** (1.0 / pw), u, v
 
 
+def _anatomy(x, y, prm) -> dict:
+  """Tissue masks `[n, S, S]` bool, plus the breast coordinates used to place FGT."""
+  rib_cy, rx, ry = prm["rib_cy"], prm["rib_rx"], prm["rib_ry"]
+  layer = prm["fat_layer"]  # subcutaneous fat over the thorax
+  m = {}
+  m["ribcage"] = _ellipse(x, y, 0, rib_cy, rx, ry) < 1  # pectoral muscle and everything inside
+  m["thorax"] = _ellipse(x, y, 0, rib_cy, rx - prm["muscle"], ry - prm["muscle"]) < 1
+  torso = _ellipse(x, y, 0, rib_cy, rx + layer, ry + layer) < 1
+  torso_in = _ellipse(x, y, 0, rib_cy, rx + layer - SKIN_THICKNESS, ry + layer - SKIN_THICKNESS) < 1
+  m["retromammary"] = _ellipse(x, y, 0, rib_cy, rx + RETROMAMMARY_FAT, ry + RETROMAMMARY_FAT) < 1
+  heart_cy = prm["rib_top"] + prm["muscle"] + HEART_DEPTH
+  m["heart"] = (_ellipse(x, y, 0, heart_cy, prm["heart_rx"], HEART_RY) < 1) & m["thorax"]
+  radius, u, v = _breast_radius(x, y, prm, 0.0)
+  radius_in, _, _ = _breast_radius(x, y, prm, SKIN_THICKNESS)
+  breast_shape = (radius < 1).any(axis=1)
+  m["body"] = torso | breast_shape
+  m["skin"] = m["body"] & ~(torso_in | (radius_in < 1).any(axis=1))
+  m["breast"] = breast_shape & ~m["ribcage"]
+  m["fgt_allowed"] = m["breast"] & ~m["retromammary"] & (radius < 1 - SUBCUTANEOUS_MARGIN).any(axis=1)
+  # Where FGT concentrates: behind the nipple, clear of skin and chest wall (max over both breasts).
+  m["fgt_core"] = np.clip(1.0 - ((u / FGT_CORE[0]) ** 2 + ((v - FGT_CORE[2]) / FGT_CORE[1]) ** 2),
+                          0, None).max(axis=1)
+  return m
+
+
+def _fgt(masks: dict, blobs, ridges, density) -> np.ndarray:
+  """FGT `[n, S, S]`: the top `density` share of the allowed breast by a core-weighted branching
+  texture score."""
+  n = len(blobs)
+  allowed = masks["fgt_allowed"]
+  score = masks["fgt_core"] * (1.0 + 0.45 * blobs) + 0.35 * (1.0 - np.abs(ridges))
+  ranked = -np.sort(-np.where(allowed, score, -np.inf).reshape(n, -1), axis=1)
+  count = allowed.reshape(n, -1).sum(axis=1)
+  k = np.clip((density.ravel() * count).astype(int), 0, ranked.shape[1] - 1)
+  threshold = np.where(count > 0, ranked[np.arange(n), k], np.inf).reshape(n, 1, 1)
+  return allowed & (score > threshold)
+
+
+def _vessels(masks: dict, field, slow, size: int) -> np.ndarray:
+  """Vessels `[n, S, S]`: constant-width level lines of `field`, kept where `slow` is high."""
+  gy, gx = np.gradient(field, axis=(1, 2))
+  width_px = max(1.0, VESSEL_WIDTH * size / 2.0)
+  lines = np.abs(field) < 0.5 * width_px * np.hypot(gy, gx)
+  gate = slow > np.quantile(slow, VESSEL_GATE, axis=(1, 2), keepdims=True)
+  return lines & gate & masks["breast"] & ~masks["skin"]
+
+
+def _signal(masks: dict, fgt, vessels, prm, blobs, ridges, slow) -> np.ndarray:
+  """Noise-free T1-weighted signal `[n, S, S]` after the point spread function."""
+  fat = prm["fat"]
+  signal = np.where(masks["body"], fat * (1.0 + 0.05 * blobs + 0.04 * slow), 0.0)
+  signal = np.where(masks["ribcage"], prm["muscle_signal"] * fat, signal)
+  signal = np.where(masks["thorax"], TISSUE_SIGNAL["lung"] * fat, signal)
+  signal = np.where(masks["heart"], TISSUE_SIGNAL["mediastinum"] * fat * (1 + 0.1 * slow), signal)
+  signal = np.where(masks["skin"], TISSUE_SIGNAL["skin"] * fat, signal)
+  signal = np.where(fgt, prm["fgt"] * fat * (1.0 + 0.08 * ridges), signal)
+  signal = np.where(vessels, TISSUE_SIGNAL["vessel"] * fat, signal)
+  return ndimage.gaussian_filter(signal.astype(np.float32), (0, PARTIAL_VOLUME_PX, PARTIAL_VOLUME_PX))
+
+
+def _acquire(signal, x, y, prm, slice_rngs: list) -> np.ndarray:
+  """Magnitude image: smooth multiplicative coil bias, then Rician noise."""
+  c = prm["bias"][:, :, 0, 0, None, None]
+  log_bias = (c[:, 0] * x + c[:, 1] * y + c[:, 2] * x ** 2 + c[:, 3] * y ** 2 + c[:, 4] * x * y
+              - prm["bias_ap"] * y)
+  signal = signal * np.exp(log_bias)
+  size = signal.shape[-1]
+  noise = np.stack([r.standard_normal((2, size, size), np.float32) for r in slice_rngs])
+  sigma = prm["noise"]
+  return np.hypot(signal + sigma * noise[:, 0], sigma * noise[:, 1]).astype(np.float32)
+
+
 def _render_chunk(params: list, positions: np.ndarray, slice_rngs: list, size: int) -> tuple:
   """Images `[n, S, S]` (raw magnitude) and labels `[n, S, S]` uint8 for one chunk of slices."""
   n = len(params)
@@ -139,80 +214,26 @@ def _render_chunk(params: list, positions: np.ndarray, slice_rngs: list, size: i
   prm["breast_w"] = prm["breast_w"] * np.sqrt(section)[:, None]
   prm["breast_h"] = prm["breast_h"] * section[:, None]
   prm["rib_cy"] = prm["rib_top"] + prm["rib_ry"]
-
   grid = (np.arange(size, dtype=np.float32) + 0.5) / size * 2.0 - 1.0
-  y0, x0 = grid[None, :, None], grid[None, None, :]
-  x = (x0 - prm["shift_x"]) / prm["scale"]
-  y = y0 / prm["scale"]
+  x = (grid[None, None, :] - prm["shift_x"]) / prm["scale"]
+  y = grid[None, :, None] / prm["scale"]
 
-  rib_cy, rx, ry = prm["rib_cy"], prm["rib_rx"], prm["rib_ry"]
-  ribcage = _ellipse(x, y, 0, rib_cy, rx, ry) < 1
-  thorax_in = _ellipse(x, y, 0, rib_cy, rx - prm["muscle"], ry - prm["muscle"]) < 1
-  layer = prm["fat_layer"]
-  torso = _ellipse(x, y, 0, rib_cy, rx + layer, ry + layer) < 1
-  torso_in = _ellipse(x, y, 0, rib_cy, rx + layer - SKIN_THICKNESS, ry + layer - SKIN_THICKNESS) < 1
-  retro = _ellipse(x, y, 0, rib_cy, rx + RETROMAMMARY_FAT, ry + RETROMAMMARY_FAT) < 1
-  heart_cy = prm["rib_top"] + prm["muscle"] + 0.38
-  heart = _ellipse(x, y, 0, heart_cy, prm["heart_rx"] * 1.6, 0.36) < 1
-
-  radius, u, v = _breast_radius(x, y, prm, 0.0)
-  radius_in, _, _ = _breast_radius(x, y, prm, SKIN_THICKNESS)
-  breast_shape = (radius < 1).any(axis=1)
-  body = torso | breast_shape
-  body_in = torso_in | (radius_in < 1).any(axis=1)
-  breast = breast_shape & ~ribcage
-  skin = body & ~body_in
-
+  # Coefficients first (size-independent draws), pixel noise last (in _acquire).
   coeffs = np.stack([_fourier_coefficients(r, 4) for r in slice_rngs])  # [n, 4, 2F+1, F+1]
   ridges = _random_field(coeffs[:, 0], size, _band(1.5, 6.0, aspect=0.55))
   blobs = _random_field(coeffs[:, 1], size, _band(0.5, 3.0))
   vessel_field = _random_field(coeffs[:, 2], size, _band(1.0, 2.5))
   slow = _random_field(coeffs[:, 3], size, _band(0.2, 1.0))
 
-  # FGT: a central core (anterior to the retromammary fat, inside the subcutaneous fat) with
-  # branching texture; the per-patient density sets the share of the core that is FGT.
-  core_shape = np.clip(1.0 - ((u / 0.8) ** 2 + ((v - 0.45) / 0.7) ** 2), 0, None).max(axis=1)
-  allowed = breast & ~retro & ((radius < 1 - SUBCUTANEOUS_MARGIN).any(axis=1))
-  score = core_shape * (1.0 + 0.45 * blobs) + 0.35 * (1.0 - np.abs(ridges))
-  score = np.where(allowed, score, -np.inf)
-  ranked = np.sort(score.reshape(n, -1), axis=1)[:, ::-1]
-  count = allowed.reshape(n, -1).sum(axis=1)
-  k = np.clip((prm["density"].ravel() * count).astype(int), 0, size * size - 1)
-  threshold = np.where(count > 0, ranked[np.arange(n), k], np.inf).reshape(n, 1, 1)
-  fgt = allowed & (score > threshold)
-
-  # Vessels: thin, constant-width level lines of a smooth field, kept where a slow field is high.
-  gy, gx = np.gradient(vessel_field, axis=(1, 2))
-  width_px = max(1.0, VESSEL_WIDTH * size / 2.0)
-  lines = np.abs(vessel_field) < 0.5 * width_px * np.hypot(gy, gx)
-  gate = slow > np.quantile(slow, VESSEL_GATE, axis=(1, 2), keepdims=True)
-  vessels = lines & gate & breast & ~skin
-
+  masks = _anatomy(x, y, prm)
+  fgt = _fgt(masks, blobs, ridges, prm["density"])
+  vessels = _vessels(masks, vessel_field, slow, size)
   labels = np.zeros((n, size, size), np.uint8)
-  labels[breast] = 1
+  labels[masks["breast"]] = 1
   labels[fgt] = 2
   labels[vessels] = 3
-
-  fat = prm["fat"] * (1.0 + 0.05 * blobs + 0.04 * slow)
-  signal = np.where(body, fat, 0.0)
-  signal = np.where(ribcage, prm["muscle_signal"] * prm["fat"], signal)
-  signal = np.where(thorax_in, TISSUE_SIGNAL["lung"] * prm["fat"], signal)
-  signal = np.where(heart & thorax_in, TISSUE_SIGNAL["mediastinum"] * prm["fat"] * (1 + 0.1 * slow),
-                    signal)
-  signal = np.where(skin, TISSUE_SIGNAL["skin"] * prm["fat"], signal)
-  signal = np.where(fgt, prm["fgt"] * prm["fat"] * (1.0 + 0.08 * ridges), signal)
-  signal = np.where(vessels, TISSUE_SIGNAL["vessel"] * prm["fat"], signal)
-  signal = ndimage.gaussian_filter(signal.astype(np.float32), (0, PARTIAL_VOLUME_PX, PARTIAL_VOLUME_PX))
-
-  c = prm["bias"][:, :, 0, 0]
-  log_bias = (c[:, 0, None, None] * x + c[:, 1, None, None] * y + c[:, 2, None, None] * x ** 2
-              + c[:, 3, None, None] * y ** 2 + c[:, 4, None, None] * x * y - prm["bias_ap"] * y)
-  signal = signal * np.exp(log_bias)
-
-  noise = np.stack([r.standard_normal((2, size, size), np.float32) for r in slice_rngs])
-  sigma = prm["noise"]
-  image = np.hypot(signal + sigma * noise[:, 0], sigma * noise[:, 1])  # Rician magnitude
-  return image.astype(np.float32), labels
+  image = _acquire(_signal(masks, fgt, vessels, prm, blobs, ridges, slow), x, y, prm, slice_rngs)
+  return image, labels
 
 
 def _to_unit_range(image: np.ndarray, labels: np.ndarray) -> np.ndarray:

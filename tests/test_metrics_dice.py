@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mrixai_jax.data import phantom
-from mrixai_jax.metrics import dice as dice_mod
+from mrixai_jax.metrics import overlap as dice_mod
 from mrixai_jax.metrics import segmenter
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from mrixai_jax.metrics import fid as fid_mod
+from mrixai_jax.metrics import frechet as fid_mod
 from mrixai_jax.metrics import weights
 
 

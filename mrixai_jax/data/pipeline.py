@@ -53,6 +53,9 @@ def _data_source(data_config, data_dir: str):
 
   builder = make_builder(data_config, data_dir)
   manual_dir = data_config.get("manual_dir") or None
+  if builder.MANUAL_DOWNLOAD_INSTRUCTIONS and not manual_dir and not builder.is_prepared():
+    raise ValueError(f"data.manual_dir is empty and {builder.name} is not built in {data_dir}. "
+                     f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=manual_dir, try_download_gcs=False))
   return builder.as_data_source(split=features.SPLIT)

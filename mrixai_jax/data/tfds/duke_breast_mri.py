@@ -29,6 +29,9 @@ from mrixai_jax.data import dicom, duke, masks, preprocess
 from mrixai_jax.data.tfds import features
 
 
+DOWNLOAD_INSTRUCTIONS = __doc__
+
+
 @dataclasses.dataclass
 class DukeBreastMriConfig(tfds.core.BuilderConfig):
   image_size: int = 256
@@ -51,7 +54,7 @@ class DukeBreastMri(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   # Only for `tfds.builder("duke_breast_mri")`; `make_config` names never collide with it.
   BUILDER_CONFIGS = [DukeBreastMriConfig(name="default")]
-  MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
+  MANUAL_DOWNLOAD_INSTRUCTIONS = DOWNLOAD_INSTRUCTIONS
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(

@@ -28,7 +28,8 @@ def load_split(data_config, split: str, workdir: str) -> dict:
   """Slices of the patients in `split` ("train" | "validation" | "test"), sorted by patient, slice.
 
   Builds the TFDS dataset `data_config.name` (array_record) under `tfds_dir(...)` on first use, then
-  reads it through `as_data_source` (no TensorFlow). Patients are assigned to splits by
+  reads it through `as_data_source` (no TensorFlow); with several processes, process 0 builds and
+  the others wait (the data dir must be shared). Patients are assigned to splits by
   `preprocess.split_patients(ids, data.split_fractions, data.split_seed)`.
   Returns numpy arrays ``image [N,S,S,1]`` float32 in [-1, 1], ``labels [N,S,S]`` uint8,
   ``patient_id [N]`` str, ``slice_index [N]`` int32.
@@ -56,8 +57,13 @@ def _data_source(data_config, data_dir: str):
   if builder.MANUAL_DOWNLOAD_INSTRUCTIONS and not manual_dir and not builder.is_prepared():
     raise ValueError(f"data.manual_dir is empty and {builder.name} is not built in {data_dir}. "
                      f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=manual_dir, try_download_gcs=False))
+  if jax.process_index() == 0:  # one writer; on a shared disk the other hosts wait, then read
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=manual_dir, try_download_gcs=False))
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    multihost_utils.sync_global_devices(f"build {builder.name}/{builder.builder_config.name}")
+    builder = make_builder(data_config, data_dir)  # re-read the now finished dataset info
   return builder.as_data_source(split=features.SPLIT)
 
 

@@ -274,3 +274,43 @@ def test_empty_folder_and_unknown_series(base, tmp_path):
 
 def test_error_is_a_value_error():
   assert issubclass(DicomError, ValueError)
+
+
+# ------------------------------------------------------------------------ reorientation
+
+
+def test_to_canonical_preserves_world_positions():
+  from mrixai_jax.data import orientation
+  rng = np.random.default_rng(21)
+  for _ in range(10):
+    volume = rng.normal(size=(3, 4, 5))
+    perm = rng.permutation(3)
+    signs = rng.choice([-1.0, 1.0], size=3)
+    affine = np.eye(4)
+    affine[:3, :3] = np.eye(3)[:, perm] * signs * rng.uniform(0.5, 3.0, size=3)
+    affine[:3, :3] += rng.normal(scale=0.05, size=(3, 3))  # slightly oblique
+    affine[:3, 3] = rng.normal(scale=50, size=3)
+    out, new_affine, transform = orientation.to_canonical(volume, affine)
+    rotation = new_affine[:3, :3]
+    assert np.all(np.diag(rotation[[2, 1, 0]]) > 0)  # z -> +S, y -> +P, x -> +L
+    for index in np.ndindex(out.shape):  # each output voxel sits where its value was
+      world = new_affine @ np.array([*index, 1.0])
+      source = np.linalg.solve(affine, world)[:3]
+      np.testing.assert_allclose(source, np.round(source), atol=1e-9)
+      assert out[index] == volume[tuple(np.round(source).astype(int))]
+    np.testing.assert_array_equal(orientation.apply_transform(volume, transform), out)
+
+
+def test_sagittal_series_is_resliced_to_the_canonical_layout(base, tmp_path):
+  pixels = _pixels(19, 4)
+  paths = _write_series(base, tmp_path, pixels)
+  for k, path in enumerate(paths):  # rows run posterior, columns run inferior; slices along +x
+    ds = pydicom.dcmread(path)
+    ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+    ds.ImagePositionPatient = [X0 + k * DZ, Y0, Z0]
+    ds.save_as(path)
+  volume, meta = dicom.load_series(str(tmp_path))
+  assert meta["plane"] == "sagittal" and volume.shape == (SIZE, SIZE, 4)
+  # Source (slice k, row i, column j) sits at x = X0 + k DZ, y = Y0 + j s, z = Z0 - i s; canonical
+  # [z up, y, x] therefore holds pixels[k, i, j] at (SIZE - 1 - i, j, k).
+  np.testing.assert_array_equal(volume, np.transpose(pixels, (1, 2, 0))[::-1])

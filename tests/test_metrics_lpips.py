@@ -1,5 +1,6 @@
 """LPIPS-VGG v0.1 and the VGG16 trunk: reference values, peer package, official weights, conventions."""
 
+import importlib
 import pathlib
 
 import jax
@@ -8,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrixai_jax.metrics import lpips_vgg as lpips_mod
 from mrixai_jax.metrics import weights
 from mrixai_jax.models import vgg
+
+# The package attribute `lpips` is the function (public API); the module lives in sys.modules.
+lpips_mod = importlib.import_module("mrixai_jax.metrics.lpips")
 
 # Copies of richzhang/PerceptualSimilarity imgs/ex_*.png (BSD-2-Clause, licence beside them).
 REF_DIR = pathlib.Path(__file__).parent / "data" / "lpips"

@@ -185,3 +185,19 @@ def test_bad_label_maps(tmp_path, name, array, fragment):
   with pytest.raises(MaskError, match=name) as info:
     masks.read_label_map(str(path), shape=(8, 8))
   assert fragment in info.value.reason
+
+
+def test_permuted_axis_order_is_aligned_by_geometry(tmp_path, tissues):
+  # Stored as [z, x, y] (canonical axes 0, 2, 1) with matching space directions.
+  data = np.ascontiguousarray(_dense_vessels_3d(tissues, 2, 1).transpose(0, 2, 1))
+  directions = np.array([[0, 0, SPACING[0]], [SPACING[2], 0, 0], [0, SPACING[1], 0]])
+  _check(tmp_path, tissues, data, _header([("Vessels", 1, 0), ("Dense", 2, 0)], directions=directions))
+
+
+def test_mask_outside_the_volume_is_an_error(tmp_path, tissues):
+  far = ORIGIN + np.array([0.0, 0.0, 100 * SPACING[0]])  # 100 slices above the image
+  _write_breast(tmp_path / "b.seg.nrrd", tissues, origin=far)
+  nrrd.write(str(tmp_path / "dv.seg.nrrd"), _to_nrrd_axes(_dense_vessels_3d(tissues, 2, 1)),
+             _header([("Vessels", 1, 0), ("Dense", 2, 0)]))
+  with pytest.raises(MaskError, match="b.seg.nrrd: mask does not overlap"):
+    masks.duke_label_map(str(tmp_path / "b.seg.nrrd"), str(tmp_path / "dv.seg.nrrd"), SHAPE, _affine())

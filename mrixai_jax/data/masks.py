@@ -19,7 +19,7 @@ from mrixai_jax.data import orientation
 
 NUM_LABELS = 4
 BACKGROUND, FAT, FGT, VESSELS = 0, 1, 2, 3
-GRID_TOLERANCE = 0.1  # voxels: mask voxel centres must coincide with the image's
+GRID_TOLERANCE = 0.25  # voxels: mask voxel centres must coincide with the image's
 SEGMENT_NAMES = {  # lower-case name fragment -> tissue
     "vessel": "vessels", "dense": "fgt", "fgt": "fgt", "fibroglandular": "fgt", "breast": "breast"}
 _SPACE_TO_LPS = {  # sign flips turning each NRRD space into LPS
@@ -123,24 +123,39 @@ def resample_to_grid(mask: np.ndarray, mask_affine: np.ndarray, shape: tuple,
                      affine: np.ndarray, path: str) -> np.ndarray:
   """Nearest-voxel copy of `mask` onto the image grid (`shape`, `affine`); outside -> 0.
 
-  The two grids must share voxel centres (same spacing and directions, integer offset): a Slicer
-  segmentation may be cropped to its extent but is never resliced.
+  The grids must share voxel centres (within GRID_TOLERANCE voxels everywhere): same spacing, axes
+  along the same lines (in any order or sign) and an integer offset. A Slicer segmentation may be
+  cropped to its extent or stored in another axis order, but is never resliced.
   """
-  to_mask = np.linalg.inv(mask_affine) @ affine
-  linear, offset = to_mask[:3, :3], to_mask[:3, 3]
-  rounded = np.round(linear)
-  if (np.abs(linear - rounded).max() > 1e-3 or np.abs(offset - np.round(offset)).max() > GRID_TOLERANCE
-      or not np.allclose(np.abs(rounded).sum(axis=0), 1)):
+  to_mask = np.linalg.inv(mask_affine) @ affine  # image index -> mask index
+  source_axis = np.argmax(np.abs(to_mask[:3, :3]), axis=0)
+  integer_map = np.zeros((4, 4))
+  integer_map[3, 3] = 1
+  integer_map[source_axis, np.arange(3)] = np.sign(to_mask[source_axis, np.arange(3)])
+  integer_map[:3, 3] = np.round(to_mask[:3, 3])
+  corners = np.array([[*c, 1] for c in np.ndindex(2, 2, 2)], float).T * np.array([[n - 1] for n in shape]
+                                                                                 + [[1]])
+  if (sorted(source_axis) != [0, 1, 2]
+      or np.abs((to_mask - integer_map) @ corners).max() > GRID_TOLERANCE):
     raise MaskError(path, "mask grid does not match the image grid (different spacing, orientation or "
                           "a non-integer voxel offset)")
-  index = np.indices(shape).reshape(3, -1)
-  source = (rounded @ index + np.round(offset)[:, None]).astype(np.int64)
-  inside = np.all((source >= 0) & (source < np.asarray(mask.shape)[:, None]), axis=0)
-  out = np.zeros(int(np.prod(shape)), mask.dtype)
-  out[inside] = mask[tuple(source[:, inside])]
-  if not out.any() and mask.any():
-    raise MaskError(path, "mask does not overlap the image volume")
-  return out.reshape(shape)
+  aligned = np.transpose(mask, source_axis)  # axis a of `aligned` runs along image axis a
+  offsets = integer_map[source_axis, 3].astype(int)
+  for axis in range(3):
+    if integer_map[source_axis[axis], axis] < 0:  # source index = offset - i: flip to offset' + i
+      aligned = np.flip(aligned, axis=axis)
+      offsets[axis] = aligned.shape[axis] - 1 - offsets[axis]
+  out = np.zeros(shape, mask.dtype)
+  target, source = [], []
+  for axis in range(3):
+    lo = max(0, -offsets[axis])
+    hi = min(shape[axis], aligned.shape[axis] - offsets[axis])
+    if hi <= lo:
+      raise MaskError(path, "mask does not overlap the image volume")
+    target.append(slice(lo, hi))
+    source.append(slice(lo + offsets[axis], hi + offsets[axis]))
+  out[tuple(target)] = aligned[tuple(source)]
+  return out
 
 
 def duke_label_map(breast_path: str, dense_vessels_path: str, shape: tuple,

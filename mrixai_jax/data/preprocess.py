@@ -62,8 +62,7 @@ def normalize_volume(volume: np.ndarray, breast: np.ndarray, percentiles=(0.5, 9
   """
   if not breast.any():
     raise ValueError("cannot normalise: the breast mask is empty")
-  low = float(masked_percentile(volume[None], breast[None], percentiles[0]).ravel()[0])
-  high = float(masked_percentile(volume[None], breast[None], percentiles[1]).ravel()[0])
+  low, high = (float(v) for v in np.percentile(volume[breast], percentiles))
   return scale_to_unit_range(volume, low, high), (low, high)
 
 

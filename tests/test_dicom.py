@@ -149,6 +149,7 @@ def test_multiframe_file(base, tmp_path):
   assert meta["files"][0] == f"{path} (frame 5)"
 
 
+@pytest.mark.filterwarnings("ignore:The pixel data is .* excess padding")  # MR_small_padded.dcm
 @pytest.mark.parametrize("name", ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm",
                                   "MR_small_padded.dcm", "MR_small_RLE.dcm",
                                   "MR_small_jp2klossless.dcm"])

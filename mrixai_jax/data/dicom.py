@@ -22,6 +22,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from mrixai_jax.data import orientation
+from mrixai_jax.errors import UserError
 
 ORIENTATION_TOLERANCE = 1e-3  # max difference of direction cosines within a series
 PIXEL_SPACING_TOLERANCE = 1e-3  # relative
@@ -31,7 +32,7 @@ IN_PLANE_SHIFT_TOLERANCE = 0.5  # pixels: slices must stack along the normal
 IMAGE_MODALITIES = ("MR",)
 
 
-class DicomError(ValueError):
+class DicomError(UserError, ValueError):
   """Bad DICOM input; `path` is the offending file (or folder) and `reason` says what is wrong."""
 
   def __init__(self, path: str, reason: str):

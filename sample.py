@@ -1,20 +1,37 @@
 """Sample images (with denoising trajectories) from the latest EMA checkpoint in --workdir.
 
-Usage: ``python sample.py --config=configs/demo.py --workdir=DIR [--config.a.b=value ...]``
+Usage:
+  python sample.py --config=configs/demo.py --workdir=DIR [--num_samples=N] [--sampler=ddim|ddpm]
+      [--steps=S] [--seed=K] [--masks=FOLDER] [--dicom] [--config.sample.KEY=value ...]
+
+The short flags override `config.sample.*`; outputs go to DIR/samples/ (see mrixai_jax.generate).
 """
 
-import sys
+from absl import flags
 
 from mrixai_jax import cli
 from mrixai_jax import config_validation
+from mrixai_jax import generate
 
 _CONFIG, _WORKDIR = cli.define_config_and_workdir_flags()
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "Images to generate (sample.num_samples).")
+_SAMPLER = flags.DEFINE_enum("sampler", None, ["ddim", "ddpm"], "Sampler (sample.sampler).")
+_STEPS = flags.DEFINE_integer("steps", None, "DDIM steps (sample.num_steps); DDPM always runs all T steps.")
+_SEED = flags.DEFINE_integer("seed", None, "Sampling seed (sample.seed).")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Images per device batch group (sample.batch_size).")
+_MASKS = flags.DEFINE_string("masks", None, "Folder of PNG/NPY label maps (default: the sample.split masks).")
+_DICOM = flags.DEFINE_bool("dicom", None, "Also write DICOM Secondary Capture files (sample.write_dicom).")
 
 
 def main(argv):
   del argv
-  print("sample.py: not yet implemented", file=sys.stderr)
-  return 2
+  config = generate.apply_overrides(
+      _CONFIG.value, num_samples=_NUM_SAMPLES.value, sampler=_SAMPLER.value, steps=_STEPS.value,
+      seed=_SEED.value, batch_size=_BATCH_SIZE.value, write_dicom=_DICOM.value)
+  config_validation.validate(config)
+  summary = generate.run(config, _WORKDIR.value, masks_path=_MASKS.value)
+  print(f"sample: wrote {summary['num_samples']} images to {summary['out_dir']} "
+        f"({summary['images_per_second']:.2f} img/s)")
 
 
 if __name__ == "__main__":

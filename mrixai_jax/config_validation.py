@@ -44,9 +44,12 @@ def validate(config, num_devices: int | None = None) -> None:
   _require(s.sampler in SAMPLERS, "sample.sampler", f"must be one of {SAMPLERS}, got {s.sampler!r}")
   _require(0 < s.num_steps <= f.num_timesteps, "sample.num_steps",
            f"{s.num_steps} must be in 1..diffusion.num_timesteps ({f.num_timesteps})")
-  steps = f.num_timesteps if s.sampler == "ddpm" else s.num_steps
-  _require(all(0 <= k < steps for k in s.trajectory_steps), "sample.trajectory_steps",
-           f"indices must lie in 0..{steps - 1} for the {s.sampler} sampler")
+  # trajectory_steps index a trajectory_num_steps-step sequence; the sampler rescales them to its own.
+  steps = s.trajectory_num_steps
+  _require(steps > 0, "sample.trajectory_num_steps", f"must be positive, got {steps}")
+  _require(all(-steps <= k < steps for k in s.trajectory_steps), "sample.trajectory_steps",
+           f"indices must lie in 0..{steps - 1} (sample.trajectory_num_steps = {steps}; negative ones count "
+           "from the end)")
   _require(h.kind in HEAD_KINDS, "heads.kind", f"must be one of {HEAD_KINDS}, got {h.kind!r}")
   _require(all(k in HEAD_KINDS for k in h.kinds), "heads.kinds", f"entries must be in {HEAD_KINDS}")
   _require(0.0 < h.purity_threshold <= 1.0, "heads.purity_threshold", "must be in (0, 1]")

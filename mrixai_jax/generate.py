@@ -1,0 +1,228 @@
+"""The logic behind ``sample.py``: sample from the latest EMA checkpoint and write ``WORKDIR/samples/``.
+
+Outputs (all written atomically):
+  samples.npz       `samples [N,H,W,1]`, `labels [N,H,W]` uint8, `counterparts [N,H,W,1]` (masks from
+                    the dataset only), `counterpart_patient_id [N]`, `counterpart_slice_index [N]`,
+                    `mask_source [N]` (where each mask came from), `trajectory_steps [K]` (indices into
+                    the step sequence), `trajectory_timesteps [K]` (diffusion t), `trajectory_xt`,
+                    `trajectory_eps_norm`, `trajectory_x0` (`[N,K,H,W,1]`), `nonfinite_index [M]`,
+                    and the run's `sampler`, `num_steps`, `eta`, `guidance_scale`, `seed`,
+                    `checkpoint_step`.
+  grid.png          sample | mask | real counterpart, first `GRID_ROWS` images.
+  trajectory.png    x_t, |ε̂|, x̂0 along the recorded steps, first `TRAJECTORY_ROWS` images.
+  dicom/*.dcm       Secondary Capture files (when `sample.write_dicom`).
+
+Image i of a run uses the key `fold_in(PRNGKey(sample.seed), i)` (see `sampling`), so a run's
+images do not depend on `sample.batch_size` or the number of devices.
+"""
+
+import os
+import pathlib
+import sys
+import time
+
+import jax
+import numpy as np
+
+from mrixai_jax.errors import ConfigError, UserError
+
+SAMPLES_SUBDIR = "samples"
+GRID_ROWS = 16
+TRAJECTORY_ROWS = 4
+NUM_LABELS = 4  # label map values 0..3
+MASK_SUFFIXES = (".png", ".npy")
+
+
+def _format_duration(seconds: float) -> str:
+  seconds = int(round(seconds))
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Progress:
+  """Prints `sample: done/total images  rate img/s  ETA` lines to stderr."""
+
+  def __init__(self, total: int, stream=None):
+    self._total, self._stream = total, stream or sys.stderr
+    self._start = time.perf_counter()
+
+  def update(self, done: int) -> None:
+    elapsed = time.perf_counter() - self._start
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = _format_duration((self._total - done) / rate) if rate > 0 else "?"
+    print(f"sample: {done}/{self._total} images  {rate:.2f} img/s  ETA {eta}", file=self._stream, flush=True)
+
+
+# ---------------------------------------------------------------- masks
+def _read_label_file(path: pathlib.Path) -> np.ndarray:
+  if path.suffix.lower() == ".npy":
+    return np.load(path, allow_pickle=False)
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  with Image.open(path) as image:
+    return np.asarray(image)
+
+
+def load_mask_folder(folder, image_size: int) -> tuple:
+  """Label maps `[M, S, S]` uint8 and their file names from the PNG/NPY files of `folder`, sorted by name.
+
+  Each file must hold one `S x S` map (S = `data.image_size`) with values in 0..3; any problem raises
+  `UserError` naming the file.
+  """
+  folder = pathlib.Path(folder)
+  if not folder.is_dir():
+    raise UserError(f"--masks: {folder} is not a folder")
+  files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MASK_SUFFIXES)
+  if not files:
+    raise UserError(f"--masks: {folder} holds no {'/'.join(MASK_SUFFIXES)} label maps")
+  maps = []
+  for path in files:
+    try:
+      labels = _read_label_file(path)
+    except Exception as e:  # any decoder failure is the file's fault
+      raise UserError(f"--masks: cannot read {path}: {type(e).__name__}: {e}") from None
+    if labels.shape != (image_size, image_size):
+      raise UserError(f"--masks: {path} has shape {labels.shape}; expected ({image_size}, {image_size}) "
+                      f"(data.image_size), one label value per pixel")
+    if labels.dtype.kind not in "iub":
+      raise UserError(f"--masks: {path} has dtype {labels.dtype}; expected integer label values 0..3")
+    bad = np.setdiff1d(np.unique(labels), np.arange(NUM_LABELS))
+    if bad.size:
+      raise UserError(f"--masks: {path} has label values {bad.tolist()[:5]} outside 0..3 "
+                      f"(0 background, 1 fat, 2 FGT, 3 vessels)")
+    maps.append(labels.astype(np.uint8))
+  return np.stack(maps), [p.name for p in files]
+
+
+def _pick(num_available: int, num: int, seed: int) -> np.ndarray:
+  """`num` row indices: a seeded permutation of the available rows, cycled when `num` exceeds them."""
+  order = np.random.default_rng(seed).permutation(num_available)
+  return order[np.arange(num) % num_available]
+
+
+def select_masks(config, workdir: str, masks_path=None) -> dict:
+  """Conditioning masks for `sample.num_samples` images: `labels [N,S,S]`, `mask_source [N]` str and,
+  for dataset masks, `counterparts [N,S,S,1]`, `counterpart_patient_id`, `counterpart_slice_index`."""
+  s, num = config.sample, int(config.sample.num_samples)
+  if masks_path:
+    maps, names = load_mask_folder(masks_path, int(config.data.image_size))
+    rows = np.arange(num) % len(maps)  # folder order, cycled
+    return {"labels": maps[rows], "mask_source": np.array([names[r] for r in rows])}
+  from mrixai_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+
+  split = pipeline.load_split(config.data, s.split, workdir)
+  rows = _pick(len(split["labels"]), num, int(s.seed))
+  patient, slice_index = split["patient_id"][rows], split["slice_index"][rows]
+  return {"labels": np.asarray(split["labels"][rows], np.uint8),
+          "counterparts": np.asarray(split["image"][rows], np.float32),
+          "counterpart_patient_id": patient, "counterpart_slice_index": slice_index,
+          "mask_source": np.array([f"{s.split}:{p}:{i}" for p, i in zip(patient, slice_index)])}
+
+
+# ---------------------------------------------------------------- sampling
+def sample_images(sampler, params, labels: np.ndarray, seed: int, batch_size: int, null_cond=0.0,
+                  progress: Progress = None) -> dict:
+  """Runs `sampler` over `labels [N,S,S]` in batches of `batch_size` (the last one padded).
+
+  Returns numpy `samples`, `finite`, `trajectory_xt`, `trajectory_eps_norm`, `trajectory_x0` (`[N, ...]`).
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from mrixai_jax.diffusion import sampling  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.diffusion.conditioning import one_hot_labels  # pylint: disable=g-import-not-at-top
+
+  key = jax.random.PRNGKey(seed)
+  num = len(labels)
+  parts = []
+  for start in range(0, num, batch_size):
+    rows = np.arange(start, start + batch_size) % num  # pad the last batch by wrapping around
+    out = sampler(params, sampling.image_keys(key, start, batch_size), one_hot_labels(jnp.asarray(labels[rows])),
+                  null_cond)
+    count = min(batch_size, num - start)
+    parts.append({k: np.asarray(v)[:count] for k, v in out._asdict().items()})
+    if progress is not None:
+      progress.update(start + count)
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def apply_overrides(config, **overrides):
+  """Returns a copy of `config` with non-None `overrides` set in `config.sample` (flag name -> key)."""
+  names = {"num_samples": "num_samples", "sampler": "sampler", "steps": "num_steps", "seed": "seed",
+           "batch_size": "batch_size", "guidance_scale": "guidance_scale", "eta": "eta",
+           "write_dicom": "write_dicom"}
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    for flag, value in overrides.items():
+      if value is not None:
+        config.sample[names[flag]] = value
+  return config
+
+
+def run(config, workdir: str, masks_path=None) -> dict:
+  """Samples `config.sample.num_samples` images and writes `WORKDIR/samples/`; returns a summary dict."""
+  from mrixai_jax.diffusion import sampling  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.diffusion import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.models import unet as unet_lib  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.training import checkpoint, diffusion_task, sharding  # pylint: disable=g-import-not-at-top
+
+  s = config.sample
+  if s.num_samples <= 0:
+    raise ConfigError(f"config.sample.num_samples: must be positive, got {s.num_samples}")
+  out_dir = pathlib.Path(workdir) / SAMPLES_SUBDIR
+  masks = select_masks(config, workdir, masks_path)  # validate inputs before the expensive parts
+  try:
+    params, step = checkpoint.load_inference_params(workdir)
+  except FileNotFoundError as e:
+    raise UserError(str(e)) from None
+
+  schedule = schedule_lib.from_config(config.diffusion)
+  model = diffusion_task.build_model(config)
+  mesh = sharding.make_mesh() if jax.device_count() > 1 else None
+  if mesh is not None:
+    sharding.check_batch_divisible(int(s.batch_size), mesh, "sample.batch_size")
+  try:
+    sampler = sampling.sampler_from_config(unet_lib.eps_fn(model), schedule, s,
+                                           image_channels=int(config.model.out_channels), mesh=mesh)
+  except ValueError as e:
+    raise ConfigError(f"config.sample: {e}") from None
+  print(f"sample: {s.num_samples} images, {s.sampler} with {sampler.plan.num_steps} steps, "
+        f"checkpoint step {step}, {jax.device_count()} device(s)", file=sys.stderr, flush=True)
+  start = time.perf_counter()
+  result = sample_images(sampler, params, masks["labels"], int(s.seed), int(s.batch_size),
+                         diffusion_task.null_cond(params), Progress(int(s.num_samples)))
+  seconds = time.perf_counter() - start
+
+  nonfinite = np.nonzero(~result.pop("finite"))[0]
+  if nonfinite.size:
+    print(f"sample: WARNING: {nonfinite.size} image(s) have non-finite values (NaN/Inf): indices "
+          f"{nonfinite.tolist()[:50]}{' ...' if nonfinite.size > 50 else ''}", file=sys.stderr, flush=True)
+  arrays = dict(masks, **result, trajectory_steps=np.asarray(sampler.trajectory_indices, np.int32),
+                trajectory_timesteps=sampler.trajectory_timesteps.astype(np.int32), nonfinite_index=nonfinite,
+                sampler=np.array(s.sampler), num_steps=np.int32(sampler.plan.num_steps), eta=np.float32(s.eta),
+                guidance_scale=np.float32(s.guidance_scale), seed=np.int64(s.seed), checkpoint_step=np.int64(step))
+  write_outputs(out_dir, arrays, write_dicom=bool(s.write_dicom))
+  return {"num_samples": int(s.num_samples), "seconds": seconds, "images_per_second": s.num_samples / seconds,
+          "nonfinite_index": nonfinite.tolist(), "out_dir": str(out_dir)}
+
+
+def write_outputs(out_dir, arrays: dict, write_dicom: bool) -> None:
+  """samples.npz, grid.png, trajectory.png and (optionally) dicom/ under `out_dir`."""
+  from mrixai_jax.report import figures  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.report.atomic import atomic_path  # pylint: disable=g-import-not-at-top
+
+  out_dir = pathlib.Path(out_dir)
+  with atomic_path(out_dir / "samples.npz", suffix=".npz") as tmp:
+    np.savez(tmp, **arrays)
+  rows = min(GRID_ROWS, len(arrays["samples"]))
+  counterparts = arrays["counterparts"][:rows] if "counterparts" in arrays else None
+  figures.sample_grid(out_dir / "grid.png", arrays["samples"][:rows], arrays["labels"][:rows], counterparts,
+                      row_titles=arrays["mask_source"][:rows])
+  figures.trajectory_figure(out_dir / "trajectory.png", arrays["trajectory_xt"][:TRAJECTORY_ROWS],
+                            arrays["trajectory_eps_norm"][:TRAJECTORY_ROWS], arrays["trajectory_timesteps"],
+                            arrays["trajectory_x0"][:TRAJECTORY_ROWS])
+  if write_dicom:
+    from mrixai_jax.data import synthetic_dicom  # pylint: disable=g-import-not-at-top
+
+    uids = synthetic_dicom.new_series_uids()
+    for i, image in enumerate(arrays["samples"]):
+      synthetic_dicom.write_secondary_capture(out_dir / "dicom" / f"synthetic_{i:05d}.dcm", image[..., 0], uids,
+                                              instance_number=i + 1, comment=f"mask: {arrays['mask_source'][i]}")

@@ -30,9 +30,18 @@ def _mean_sd(values) -> dict:
   return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else None}
 
 
-def _batched(fn, a, b, batch_size: int) -> np.ndarray:
-  return np.concatenate([np.asarray(fn(a[i:i + batch_size], b[i:i + batch_size]))
-                         for i in range(0, len(a), batch_size)])
+def _batched(name: str, fn, a, b, batch_size: int) -> np.ndarray:
+  """fn over aligned batches of a and b -> [N]; logs progress (images/s, ETA) every ~10 s."""
+  out, start, last = [], time.time(), time.time()
+  for i in range(0, len(a), batch_size):
+    out.append(np.asarray(fn(a[i:i + batch_size], b[i:i + batch_size])))
+    done, now = min(i + batch_size, len(a)), time.time()
+    if now - last > 10 or done == len(a):
+      rate = done / max(now - start, 1e-9)
+      logging.info("%s: %d/%d images, %.1f img/s, ETA %.0f s", name, done, len(a), rate,
+                   (len(a) - done) / max(rate, 1e-9))
+      last = now
+  return np.concatenate(out)
 
 
 def _set_distance(name: str, compute) -> tuple:
@@ -61,10 +70,10 @@ def compute_table(samples, counterparts, labels, config) -> dict:
   per_image, errs = {}, {}
   if counterparts is not None:
     counterparts = np.asarray(counterparts, np.float32)
-    per_image["psnr"] = _batched(metrics.psnr, samples, counterparts, batch)
-    per_image["ssim"] = _batched(metrics.ssim, samples, counterparts, batch)
-    per_image["lpips"] = _batched(
-        lambda a, b: metrics.lpips(a, b, lin_source=q.lpips_lin_source), samples, counterparts, batch)
+    per_image["psnr"] = _batched("PSNR", metrics.psnr, samples, counterparts, batch)
+    per_image["ssim"] = _batched("SSIM", metrics.ssim, samples, counterparts, batch)
+    per_image["lpips"] = _batched("LPIPS", lambda a, b: metrics.lpips(a, b, lin_source=q.lpips_lin_source),
+                                  samples, counterparts, batch)
   masks = segmenter.segment_batch(samples, segmenter.params_from_config(q))
   per_image["dice"] = overlap.dice(masks, np.asarray(labels) > 0)
   table = {"n": int(len(samples))}

@@ -158,3 +158,12 @@ def test_weights_command_ports_into_cache(tmp_path):
   assert weights_cli.main(["--skip-fid", "--cache-dir", str(tmp_path)]) == 0
   tree, meta = weights.load_ported("lpips_vgg16_v0.1_lin-official", tmp_path)
   assert meta["lin"].endswith("vgg.pth") and set(tree) == {"vgg", "lin"}
+
+
+def test_cache_dir_precedence(monkeypatch, tmp_path):
+  monkeypatch.delenv(weights.CACHE_ENV, raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert weights.cache_dir() == tmp_path / "xdg" / "mrixai_jax"
+  monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "explicit"))
+  assert weights.cache_dir() == tmp_path / "explicit"
+  assert weights.cache_dir(tmp_path / "arg") == tmp_path / "arg"

@@ -106,7 +106,11 @@ def feature_stats(images, extract, batch_size: int, dim: int, label: str = "feat
   n = len(images)
   start = last = time.time()
   for i in range(0, n, batch_size):
-    stats.update(np.asarray(extract(jnp.asarray(images[i:i + batch_size], jnp.float32))))
+    batch = np.asarray(images[i:i + batch_size], np.float32)
+    count = len(batch)
+    if count < batch_size:  # pad the last batch so the jitted extractor is not recompiled
+      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - count, axis=0)])
+    stats.update(np.asarray(extract(jnp.asarray(batch)))[:count])
     now = time.time()
     if now - last > 10 or i + batch_size >= n:
       rate = stats.count / max(now - start, 1e-9)

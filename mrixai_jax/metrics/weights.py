@@ -152,6 +152,7 @@ def save_ported(name: str, tree: dict, meta: dict, cache=None) -> pathlib.Path:
   path = ported_path(name, cache)
   with atomic.atomic_path(path, suffix=".npz") as tmp:
     np.savez(tmp, **_flatten(tree))
+    os.chmod(tmp, 0o644)  # a cache others may read (mkstemp creates 0600)
   atomic.write_json(path.with_suffix(".json"), {"sha256": sha256_file(path), **meta})
   return path
 

@@ -16,7 +16,6 @@ Image i of a run uses the key `fold_in(PRNGKey(sample.seed), i)` (see `sampling`
 images do not depend on `sample.batch_size` or the number of devices.
 """
 
-import os
 import pathlib
 import sys
 import time
@@ -29,7 +28,6 @@ from mrixai_jax.errors import ConfigError, UserError
 SAMPLES_SUBDIR = "samples"
 GRID_ROWS = 16
 TRAJECTORY_ROWS = 4
-NUM_LABELS = 4  # label map values 0..3
 MASK_SUFFIXES = (".png", ".npy")
 
 
@@ -53,43 +51,21 @@ class Progress:
 
 
 # ---------------------------------------------------------------- masks
-def _read_label_file(path: pathlib.Path) -> np.ndarray:
-  if path.suffix.lower() == ".npy":
-    return np.load(path, allow_pickle=False)
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-
-  with Image.open(path) as image:
-    return np.asarray(image)
-
-
 def load_mask_folder(folder, image_size: int) -> tuple:
   """Label maps `[M, S, S]` uint8 and their file names from the PNG/NPY files of `folder`, sorted by name.
 
-  Each file must hold one `S x S` map (S = `data.image_size`) with values in 0..3; any problem raises
-  `UserError` naming the file.
+  Each file must hold one `S x S` map (S = `data.image_size`) with values in 0..3
+  (`masks.read_label_map`); any problem raises a `UserError` naming the file.
   """
+  from mrixai_jax.data import masks  # pylint: disable=g-import-not-at-top
+
   folder = pathlib.Path(folder)
   if not folder.is_dir():
     raise UserError(f"--masks: {folder} is not a folder")
   files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MASK_SUFFIXES)
   if not files:
     raise UserError(f"--masks: {folder} holds no {'/'.join(MASK_SUFFIXES)} label maps")
-  maps = []
-  for path in files:
-    try:
-      labels = _read_label_file(path)
-    except Exception as e:  # any decoder failure is the file's fault
-      raise UserError(f"--masks: cannot read {path}: {type(e).__name__}: {e}") from None
-    if labels.shape != (image_size, image_size):
-      raise UserError(f"--masks: {path} has shape {labels.shape}; expected ({image_size}, {image_size}) "
-                      f"(data.image_size), one label value per pixel")
-    if labels.dtype.kind not in "iub":
-      raise UserError(f"--masks: {path} has dtype {labels.dtype}; expected integer label values 0..3")
-    bad = np.setdiff1d(np.unique(labels), np.arange(NUM_LABELS))
-    if bad.size:
-      raise UserError(f"--masks: {path} has label values {bad.tolist()[:5]} outside 0..3 "
-                      f"(0 background, 1 fat, 2 FGT, 3 vessels)")
-    maps.append(labels.astype(np.uint8))
+  maps = [masks.read_label_map(str(path), (image_size, image_size)) for path in files]
   return np.stack(maps), [p.name for p in files]
 
 

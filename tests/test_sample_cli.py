@@ -112,7 +112,7 @@ def test_sample_py_writes_samples_figures_and_dicom(run_dir):
 
 @pytest.mark.parametrize("flags,problem", [
     (["--masks={root}/nowhere"], "is not a folder"),
-    (["--masks={root}/bad"], "bad.npy has label values [9]"),
+    (["--masks={root}/bad"], "bad.npy: label values [9] outside"),
     (["--steps=0"], "config.sample.num_steps: 0 must be in"),
     (["--num_samples=0"], "config.sample.num_samples: must be positive"),
 ])

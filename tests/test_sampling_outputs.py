@@ -30,11 +30,11 @@ def test_mask_folder_reads_png_and_npy_sorted(tmp_path):
 
 
 @pytest.mark.parametrize("make,problem", [
-    (lambda p: np.save(p / "m.npy", np.zeros((SIZE, SIZE + 1), np.uint8)), r"m\.npy has shape \(16, 17\)"),
-    (lambda p: np.save(p / "m.npy", np.full((SIZE, SIZE), 7, np.uint8)), r"m\.npy has label values \[7\]"),
-    (lambda p: np.save(p / "m.npy", np.zeros((SIZE, SIZE), np.float32)), r"m\.npy has dtype float32"),
-    (lambda p: (p / "m.png").write_bytes(b"\x89PNG not really"), r"cannot read .*m\.png"),
-    (lambda p: Image.fromarray(np.zeros((SIZE, SIZE, 3), np.uint8)).save(p / "m.png"), r"m\.png has shape"),
+    (lambda p: np.save(p / "m.npy", np.zeros((SIZE, SIZE + 1), np.uint8)), r"m\.npy: label map is 16x17"),
+    (lambda p: np.save(p / "m.npy", np.full((SIZE, SIZE), 7, np.uint8)), r"m\.npy: label values \[7\] outside"),
+    (lambda p: np.save(p / "m.npy", np.full((SIZE, SIZE), 0.5, np.float32)), r"m\.npy: .*non-integer"),
+    (lambda p: (p / "m.png").write_bytes(b"\x89PNG not really"), r"m\.png: cannot read PNG"),
+    (lambda p: Image.fromarray(np.zeros((SIZE, SIZE, 3), np.uint8)).save(p / "m.png"), r"m\.png: PNG mode RGB"),
     (lambda p: None, "holds no"),
 ])
 def test_bad_masks_raise_one_clear_error(tmp_path, make, problem):

@@ -80,10 +80,13 @@ def compute_table(samples, counterparts, labels, config) -> dict:
   for name in ("psnr", "ssim", "lpips", "dice"):
     table[name] = _mean_sd(per_image.get(name, []))
   table["fid"] = table["fd_vgg"] = None
-  if counterparts is not None and q.fid:
+  two_sets = counterparts is not None and len(samples) >= 2
+  if counterparts is not None and not two_sets:
+    errs["fid"] = errs["fd_vgg"] = "a Fréchet distance needs at least 2 images per set"
+  if two_sets and q.fid:
     table["fid"], errs["fid"] = _set_distance(
         "FID", lambda: frechet.fid(counterparts, samples, batch_size=batch))
-  if counterparts is not None and q.fd_vgg:
+  if two_sets and q.fd_vgg:
     table["fd_vgg"], errs["fd_vgg"] = _set_distance(
         "FD-VGG", lambda: frechet.fd_vgg(counterparts, samples, batch_size=batch, layer=q.fd_vgg_layer))
   table["per_image"] = {k: [float(x) for x in v] for k, v in per_image.items()}

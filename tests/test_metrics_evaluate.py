@@ -80,3 +80,11 @@ def test_cli(tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   assert "| 2 |" in result.stdout
   assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["n"] == 2
+
+
+def test_single_sample_skips_set_distances_with_a_note(tmp_path, monkeypatch):
+  _workdir(tmp_path, n=1)
+  table = evaluate.run(_config(tmp_path, monkeypatch), tmp_path)
+  assert table["n"] == 1 and table["psnr"]["sd"] is None and table["fd_vgg"] is None
+  assert "at least 2" in table["errors"]["fd_vgg"]
+  assert "fd_vgg not computed" in (tmp_path / "eval" / "metrics.md").read_text()

@@ -107,6 +107,8 @@ def test_identity_symmetry_and_grayscale(params):
 def test_shape_errors_are_clear(params):
   with pytest.raises(ValueError, match="equal shape"):
     lpips_mod.lpips(np.zeros((1, 16, 16, 1)), np.zeros((1, 16, 17, 1)), params=params)
+  with pytest.raises(ValueError, match="at least 16x16"):
+    lpips_mod.lpips(np.zeros((1, 8, 64, 1)), np.zeros((1, 8, 64, 1)), params=params)
   with pytest.raises(ValueError, match="1 or 3"):
     vgg.VGG16().init(jax.random.key(0), jnp.zeros((1, 16, 16, 2)))
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from mrixai_jax.models import vgg
 
 NORM_EPS = 1e-10
+MIN_SIZE = 16  # conv5_3 (the last tap) runs at 1/16 of the input resolution
 
 
 def _unit_normalize(f: jnp.ndarray) -> jnp.ndarray:
@@ -67,6 +68,9 @@ def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None) -> jnp.nd
   a, b = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
   if a.ndim != 4 or a.shape != b.shape:
     raise ValueError(f"lpips expects two [B, H, W, C] arrays of equal shape, got {a.shape}, {b.shape}")
+  if min(a.shape[1:3]) < MIN_SIZE:
+    raise ValueError(f"LPIPS-VGG needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels (conv5_3 runs "
+                     f"at 1/16 resolution), got {a.shape[1:3]}")
   if params is None:
     params = _default_variables(lin_source, None if cache_dir is None else str(cache_dir))
   return _lpips_apply(params, a, b)

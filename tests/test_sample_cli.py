@@ -103,6 +103,7 @@ def test_sample_py_writes_samples_figures_and_dicom(run_dir):
   np.testing.assert_allclose(stored, data["samples"][1, ..., 0], atol=1.0 / 65535 + 1e-6)
 
   # The same run in-process with another batch size gives the same images (per-image keys).
+  config = config.copy_and_resolve_references()
   config.sample.seed, config.sample.batch_size, config.sample.write_dicom = 3, 8, False
   generate.run(config, str(root / "work"), masks_path=root / "masks")
   with np.load(out / "samples.npz") as npz:
@@ -134,3 +135,25 @@ def test_sample_py_without_checkpoint_is_one_line(run_dir, tmp_path):
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and "checkpoint" in lines[0], proc.stderr
+
+
+def test_ddpm_run_rescales_trajectory_and_reports_non_finite_images(run_dir, tmp_path, capsys):
+  root, config = run_dir
+  params, _ = checkpoint.load_inference_params(str(root / "work"))
+  params = jax.tree_util.tree_map(np.asarray, params)
+  params["conv_out"]["bias"] = np.full_like(params["conv_out"]["bias"], np.nan)  # every image becomes NaN
+  state = state_lib.create(params, optax.adamw(1e-3), jax.random.PRNGKey(1))
+  ckpt = checkpoint.Checkpointer(str(tmp_path / checkpoint.DIFFUSION_SUBDIR), keep=1)
+  ckpt.save(1, state, {"epoch": 0, "batch": 0})
+  ckpt.close()
+  config = config.copy_and_resolve_references()
+  config.sample.sampler, config.diffusion.num_timesteps, config.sample.num_samples = "ddpm", 20, 3
+  summary = generate.run(config, str(tmp_path), masks_path=root / "masks")
+  assert summary["nonfinite_index"] == [0, 1, 2]
+  assert "3 image(s) have non-finite values (NaN/Inf): indices [0, 1, 2]" in capsys.readouterr().err
+  with np.load(tmp_path / "samples" / "samples.npz") as npz:
+    # trajectory_steps (0, 2, -1) were written for 4 steps; DDPM over T = 20 runs 20 steps.
+    np.testing.assert_array_equal(npz["trajectory_steps"], [0, 13, 19])
+    np.testing.assert_array_equal(npz["trajectory_timesteps"], [19, 6, 0])
+    np.testing.assert_array_equal(npz["nonfinite_index"], [0, 1, 2])
+    assert int(npz["num_steps"]) == 20 and str(npz["sampler"]) == "ddpm"

@@ -15,6 +15,10 @@ DDIM (Song et al., diffusers DDIMScheduler with "leading" spacing): timesteps (S
   c_x0 = sqrt(ᾱ_prev), c_xt = 0, σ = η·sqrt((1-ᾱ_prev)/(1-ᾱ_t)·(1-ᾱ_t/ᾱ_prev)),
   c_eps = sqrt(1 - ᾱ_prev - σ²).
 
+Classifier-free guidance with scale w: ε̂ = ε_u + w·(ε_c − ε_u), ε_u from `null_cond` (zeros, or a
+learned `[C_cond]` vector) in place of the mask; both branches run as one doubled batch; w = 1 runs
+the conditional model alone.
+
 Randomness (documented so any image can be reproduced alone): image b of a run gets the key
 `k_b = fold_in(key, b)` (b = its global index, so results do not depend on batch size, batch
 position or sharding); `init_key, step_key = split(k_b)`; x_T = normal(init_key, [H,W,C]); the

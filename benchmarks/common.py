@@ -7,7 +7,8 @@ worker's log file):
   {"cmd": "setup", "name", "spec", "path_in", "path_out"}
                                                 reference: read inputs, build, write its weights and
                                                 reference outputs; ours: load those, compare, reply
-                                                the check; both: warm up (JIT compile included)
+                                                the check; both: `spec["warmup"]` (default 1) untimed
+                                                calls (JIT compilation included)
   {"cmd": "run", "name", "inner"}               time `inner` calls, reply the seconds of each
   {"cmd": "info"}                               versions, device, thread count, XLA flags
   {"cmd": "quit"}
@@ -92,7 +93,8 @@ def serve(make_workload, describe) -> None:
           workloads[req["name"]] = make_workload(req["name"], req["spec"])
         t0 = time.perf_counter()
         info = workloads[req["name"]].setup(req["path_in"], req["path_out"])
-        workloads[req["name"]]()  # warm-up (the first call of a jitted function also compiles)
+        for _ in range(req["spec"].get("warmup", 1)):  # the first call of a jitted function compiles
+          workloads[req["name"]]()
         info["setup_s"] = time.perf_counter() - t0
         rep = {"ok": True, "info": info}
       elif cmd == "run":

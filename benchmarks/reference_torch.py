@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.common import Missing
+
 torch.set_num_threads(int(os.environ.get("MRIXAI_BENCH_THREADS", os.cpu_count() or 1)))
 
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -244,6 +246,8 @@ def import_lpips():
     import lpips  # pylint: disable=g-import-not-at-top
     return lpips, "torchvision"
   except ModuleNotFoundError as e:
+    if e.name == "lpips":
+      raise Missing("reference: official lpips not installed (pip install --no-deps lpips==0.1.4)") from e
     if e.name != "torchvision":
       raise
   _torchvision_vgg16_standin()

@@ -172,7 +172,11 @@ def main(argv=None) -> dict:
   reference = common.Worker("reference", ["reference"], env, os.path.join(folder, "reference.log"))
   failed = False
   try:
-    info = {"ours": ours.ask(cmd="info")["info"], "reference": reference.ask(cmd="info")["info"]}
+    try:
+      info = {"ours": ours.ask(cmd="info")["info"], "reference": reference.ask(cmd="info")["info"]}
+    except common.WorkerError as e:
+      raise SystemExit(f"a worker failed to start ({e}); the reference side needs the bench extra: "
+                       "pip install -e '.[bench]'") from e
     states = {}
     for name in args.names:
       states[name] = state = setup_workload(name, all_specs[name], ours, reference, folder)

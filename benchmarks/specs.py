@@ -2,7 +2,8 @@
 256² model, prototype heads), so the benchmark measures what the study runs.
 
 A spec is a JSON-able dict read by both workers: `kind` picks the builder, `images` is the number
-of images one call processes (img/s = images / seconds), `inner` the timed calls per request.
+of images one call processes (img/s = images / seconds), `inner` the timed calls per request,
+`warmup` the untimed calls after setup (default 1).
 """
 
 from configs import default, demo
@@ -36,7 +37,7 @@ def workloads(quick: bool = False) -> dict:
   model_256 = _section(paper.model, **(tiny if quick else {}))
   diffusion = _section(paper.diffusion)
   sample = _section(paper.sample)
-  train = _section(small.train)
+  train = _section(small.train, sample_every=0)  # no sample-grid action inside the timed step
 
   def unet(kind, model, size, batch, **extra):
     return dict(kind=kind, model=model, diffusion=diffusion, size=16 if quick else size,
@@ -49,17 +50,17 @@ def workloads(quick: bool = False) -> dict:
                prototypes=6 if quick else num_protos, classes=list(heads.tissue_classes), seed=0)
 
   specs = {
-      PEAK: dict(kind="matmul", n=256 if quick else 2048, inner=10, images=None, seed=0),
-      "unet_fwd_64_b8": unet("unet_forward", model_64, 64, 8, inner=5),
+      PEAK: dict(kind="matmul", n=256 if quick else 2048, inner=10, warmup=3, images=None, seed=0),
+      "unet_fwd_64_b8": unet("unet_forward", model_64, 64, 8, inner=5, warmup=2),
       "unet_fwd_256_b1": unet("unet_forward", model_256, 256, 1, inner=1),
       "unet_fwd_256_b4": unet("unet_forward", model_256, 256, 4, inner=1),
-      "train_step_64_b16": unet("train_step", model_64, 64, 16, inner=3, train=train),
+      "train_step_64_b16": unet("train_step", model_64, 64, 16, inner=3, warmup=3, train=train),
       "ddim50_64_b8": unet("ddim", model_64, 64, 8, inner=1, steps=3 if quick else 50, sample=sample),
       "ddpm1000_32_b4": unet("ddpm", model_64, 32, 4, inner=1, sample=sample),
       "lpips_256_b8": dict(kind="lpips", size=32 if quick else 256, batch=2 if quick else 8, inner=1, seed=0),
       "ssim_256_b8": dict(kind="ssim", size=32 if quick else 256, batch=2 if quick else 8, inner=5, seed=0),
       "proto_similarity": dict(kind="proto_similarity", batch=2 if quick else heads.train.batch_size,
-                               inner=10, **proto),
+                               inner=10, warmup=3, **proto),
       "push": dict(kind="push", images=8 if quick else 256, batch=4 if quick else heads.train.batch_size,
                    inner=1, **proto),
   }

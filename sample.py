@@ -2,7 +2,8 @@
 
 Usage:
   python sample.py --config=configs/demo.py --workdir=DIR [--num_samples=N] [--sampler=ddim|ddpm]
-      [--steps=S] [--seed=K] [--masks=FOLDER] [--dicom] [--config.sample.KEY=value ...]
+      [--steps=S] [--seed=K] [--masks=FOLDER] [--eta=E] [--guidance_scale=W] [--batch_size=B] [--dicom]
+      [--config.sample.KEY=value ...]
 
 The short flags override `config.sample.*`; outputs go to DIR/samples/ (see mrixai_jax.generate).
 """
@@ -18,7 +19,9 @@ _NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "Images to generate (sa
 _SAMPLER = flags.DEFINE_enum("sampler", None, ["ddim", "ddpm"], "Sampler (sample.sampler).")
 _STEPS = flags.DEFINE_integer("steps", None, "DDIM steps (sample.num_steps); DDPM always runs all T steps.")
 _SEED = flags.DEFINE_integer("seed", None, "Sampling seed (sample.seed).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Images per device batch group (sample.batch_size).")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Images per sampler call, split over devices (sample.batch_size).")
+_ETA = flags.DEFINE_float("eta", None, "DDIM η: 0 deterministic, 1 DDPM-like noise (sample.eta).")
+_GUIDANCE = flags.DEFINE_float("guidance_scale", None, "Classifier-free guidance w; 1 = conditional only.")
 _MASKS = flags.DEFINE_string("masks", None, "Folder of PNG/NPY label maps (default: the sample.split masks).")
 _DICOM = flags.DEFINE_bool("dicom", None, "Also write DICOM Secondary Capture files (sample.write_dicom).")
 
@@ -27,7 +30,8 @@ def main(argv):
   del argv
   config = generate.apply_overrides(
       _CONFIG.value, num_samples=_NUM_SAMPLES.value, sampler=_SAMPLER.value, steps=_STEPS.value,
-      seed=_SEED.value, batch_size=_BATCH_SIZE.value, write_dicom=_DICOM.value)
+      seed=_SEED.value, batch_size=_BATCH_SIZE.value, eta=_ETA.value, guidance_scale=_GUIDANCE.value,
+      write_dicom=_DICOM.value)
   config_validation.validate(config)
   summary = generate.run(config, _WORKDIR.value, masks_path=_MASKS.value)
   print(f"sample: wrote {summary['num_samples']} images to {summary['out_dir']} "

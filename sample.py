@@ -8,6 +8,8 @@ Usage:
 The short flags override `config.sample.*`; outputs go to DIR/samples/ (see mrixai_jax.generate).
 """
 
+import logging
+
 from absl import flags
 
 from mrixai_jax import cli
@@ -28,6 +30,7 @@ _DICOM = flags.DEFINE_bool("dicom", None, "Also write DICOM Secondary Capture fi
 
 def main(argv):
   del argv
+  logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every restore detail at INFO
   config = generate.apply_overrides(
       _CONFIG.value, num_samples=_NUM_SAMPLES.value, sampler=_SAMPLER.value, steps=_STEPS.value,
       seed=_SEED.value, batch_size=_BATCH_SIZE.value, eta=_ETA.value, guidance_scale=_GUIDANCE.value,

@@ -116,6 +116,7 @@ def get_config() -> ml_collections.ConfigDict:
   h.loss.diversity = 0.1  # EPPNet diversity hinge (reconstruction)
   h.loss.diversity_delta = 1.0
   h.loss.orthogonality = 1.0  # ProtoPool
+  h.loss.background_separation = 0.08  # not in the originals: background cells pushed from all prototypes
   h.protopool = ml_collections.ConfigDict()
   h.protopool.num_prototypes = 0  # pool size P; 0 -> prototypes_per_class * number of tissue classes
   h.protopool.num_slots = 10  # K slots per class; must be <= pool size

@@ -35,6 +35,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.heads.prototypes_per_class = 4
   c.heads.prototype_dim = 64
   c.heads.train.num_steps = 300
+  c.heads.purity_per_class = (0.75, 0.5, 0.25)  # 4-px cells at conv3_3: vessels cover <= ~40 % of a cell
+  c.heads.protopool.num_slots = 4
+  c.heads.protopool.gumbel_epochs = 5
+  c.heads.train.warm_steps = 50
+  c.heads.train.last_layer_steps = 50
+  c.heads.train.lr_backbone = 0.0  # the ImageNet trunk stays frozen (CPU minutes)
+  c.heads.train.log_every = 25
+  c.heads.train.checkpoint_every = 100
 
   c.explain.num_images = 32
   c.explain.bootstrap_samples = 1000

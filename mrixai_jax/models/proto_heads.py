@@ -34,7 +34,8 @@ def masked_min_trick(dist, mask, max_dist: float):
   return max_dist - jnp.max((max_dist - dist) * mask, axis=-1)
 
 
-def _weighted_mean(values, weight):
+def weighted_mean(values, weight):
+  """Σ w·v / Σ w, 0 when the weights sum to 0."""
   total = jnp.sum(weight)
   return jnp.sum(values * weight) / jnp.where(total > 0, total, 1.0)
 
@@ -43,7 +44,7 @@ def cross_entropy(logits, labels, weight):
   """Weighted mean CE `Σ w·CE / Σ w` of `logits: [M, C]` against `labels: [M]` (torch semantics)."""
   logp = jax.nn.log_softmax(logits, axis=-1)
   nll = -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
-  return _weighted_mean(nll, weight)
+  return weighted_mean(nll, weight)
 
 
 def wrong_class_l1(last_layer, identity):
@@ -61,19 +62,21 @@ def ppnet_logits(dist, last_layer):
 def ppnet_terms(dist, labels, valid, class_weight, identity, last_layer, max_dist: float) -> dict:
   """ProtoPNet loss terms (§2.2) on samples `dist: [M, P]`, `labels: [M]`, `valid: [M]` (0/1).
 
-  `class_weight: [C]` weights the CE only (inverse frequency in the tissue adaptation).
+  `class_weight: [C]` weights every per-sample term (inverse frequency in the tissue adaptation,
+  i.e. class-balanced cells; prototypes.md weights only the CE, but then the rare tissues' prototypes
+  barely receive cluster gradient).
   Returns scalars `cross_entropy, cluster, separation, avg_separation, l1`.
   """
-  valid = valid.astype(dist.dtype)
+  weight = valid.astype(dist.dtype) * class_weight[labels]
   correct = identity[:, labels].T  # [M, P]
   wrong = 1.0 - correct
   num_wrong = jnp.sum(wrong, axis=-1)
   avg_sep = jnp.sum(dist * wrong, axis=-1) / jnp.where(num_wrong > 0, num_wrong, 1.0)
   return {
-      "cross_entropy": cross_entropy(ppnet_logits(dist, last_layer), labels, valid * class_weight[labels]),
-      "cluster": _weighted_mean(masked_min_trick(dist, correct, max_dist), valid),
-      "separation": _weighted_mean(masked_min_trick(dist, wrong, max_dist), valid),
-      "avg_separation": _weighted_mean(avg_sep, valid * (num_wrong > 0)),
+      "cross_entropy": cross_entropy(ppnet_logits(dist, last_layer), labels, weight),
+      "cluster": weighted_mean(masked_min_trick(dist, correct, max_dist), weight),
+      "separation": weighted_mean(masked_min_trick(dist, wrong, max_dist), weight),
+      "avg_separation": weighted_mean(avg_sep, weight * (num_wrong > 0)),
       "l1": wrong_class_l1(last_layer, identity),
   }
 
@@ -98,7 +101,7 @@ def region_mean_cluster(distances, region_class, valid, identity):
   index = jnp.argmin(masked, axis=1)
   nearest = jnp.take_along_axis(flat, index[:, None, :], axis=1)[:, 0, :]  # [N, P]
   present = jnp.any(region, axis=1).astype(distances.dtype)
-  return _weighted_mean(nearest, present)
+  return weighted_mean(nearest, present)
 
 
 def pairwise_sq_distances(prototypes):
@@ -115,7 +118,7 @@ def diversity_hinge(prototypes, identity, delta: float):
   upper = jnp.triu(jnp.ones((num, num), bool), k=1)
   pairs = (same & upper).astype(prototypes.dtype)
   hinge = jax.nn.relu(delta - pairwise_sq_distances(prototypes))
-  return _weighted_mean(hinge, pairs)
+  return weighted_mean(hinge, pairs)
 
 
 # ---------------------------------------------------------------- ProtoPool (§4)
@@ -175,19 +178,20 @@ def protopool_terms(dist, avg_dist, labels, valid, class_weight, q, presence, la
                     slot_identity, max_dist: float) -> dict:
   """ProtoPool loss terms (§4.4) on samples `dist, avg_dist: [M, P]`, `labels: [M]`, `valid: [M]`.
 
+  `class_weight: [C]` weights every per-sample term, as in `ppnet_terms`.
   Cluster/separation masks come from the detached assignment mass of the sample's class: the K
   most-assigned prototypes (cluster) and the P − K least-assigned ones (separation).
   Returns scalars `cross_entropy, cluster, separation, orthogonality, l1`.
   """
-  valid = valid.astype(dist.dtype)
+  weight = valid.astype(dist.dtype) * class_weight[labels]
   slots, pool = q.shape[2], q.shape[1]
   mass = jax.lax.stop_gradient(jnp.sum(q[labels], axis=-1))  # [M, P]
   logits = protopool_logits(focal_similarity(dist, avg_dist, q), last_layer)
   return {
-      "cross_entropy": cross_entropy(logits, labels, valid * class_weight[labels]),
-      "cluster": _weighted_mean(masked_min_trick(dist, top_mass_mask(mass, slots), max_dist), valid),
-      "separation": _weighted_mean(
-          masked_min_trick(dist, top_mass_mask(slots - mass, pool - slots), max_dist), valid),
+      "cross_entropy": cross_entropy(logits, labels, weight),
+      "cluster": weighted_mean(masked_min_trick(dist, top_mass_mask(mass, slots), max_dist), weight),
+      "separation": weighted_mean(
+          masked_min_trick(dist, top_mass_mask(slots - mass, pool - slots), max_dist), weight),
       "orthogonality": orthogonality_loss(presence),
       "l1": wrong_class_l1(last_layer, slot_identity),
   }

@@ -57,6 +57,7 @@ class ProtoModel:
   prototype_dim: int
   add_on_layers: int  # 2: conv-ReLU-conv-sigmoid (ProtoPNet "regular"); 1: conv-sigmoid (ProtoPool)
   purity_threshold: Tuple[float, ...]  # one per tissue class
+  background_purity: float  # cells with this much non-tissue are background
   incorrect_strength: float
   tau: float
 
@@ -129,19 +130,25 @@ def build_model(heads, image_size: int) -> ProtoModel:
                     num_prototypes=pool, prototypes_per_class=per_class, num_slots=slots,
                     prototype_dim=int(heads.prototype_dim), add_on_layers=add_on,
                     purity_threshold=_purity(heads, len(tissues)),
+                    background_purity=float(heads.purity_threshold),
                     incorrect_strength=float(heads.incorrect_strength), tau=float(heads.protopool.tau))
 
 
-def init_params(model: ProtoModel, key, pretrained: bool = True) -> dict:
-  """Fresh parameters: ImageNet VGG16 trunk (`pretrained`) or random backbone, Kaiming fan-out
-  add-on convs with zero bias, Uniform[0, 1) prototypes, 1/−0.5 (ProtoPool 1/0) last layer and
-  Xavier-normal assignment logits std sqrt(2/(P·K + T·K))."""
+def pretrained_backbone(model: ProtoModel):
+  """The ImageNet VGG16 trunk params (LPIPS port) for a `vgg16` model; None for other backbones."""
+  if model.backbone_name != "vgg16":
+    return None
+  from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
+  return {"vgg": vgg.load_params(last_layer=model.backbone.layer)["params"]}
+
+
+def init_params(model: ProtoModel, key, backbone=None) -> dict:
+  """Fresh parameters: `backbone` params when given (e.g. `pretrained_backbone`), else a random
+  backbone; Kaiming fan-out add-on convs with zero bias, Uniform[0, 1) prototypes, 1/−0.5
+  (ProtoPool 1/0) last layer and Xavier-normal assignment logits std sqrt(2/(P·K + T·K))."""
   k_backbone, k_add, k_proto, k_presence = jax.random.split(key, 4)
   size = model.image_size
-  if model.backbone_name == "vgg16" and pretrained:
-    from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
-    backbone = {"vgg": vgg.load_params(last_layer=model.backbone.layer)["params"]}
-  else:
+  if backbone is None:
     backbone = model.backbone.init(k_backbone, jnp.zeros((1, size, size, 1)))["params"]
   widths = [model.backbone_channels] + [model.prototype_dim] * model.add_on_layers
   add_on = []
@@ -235,6 +242,8 @@ def cell_loss(model: ProtoModel, params: dict, images, labels, class_weight, wei
   z = features(model, params, images)
   d = pe.l2_distances(z, params["prototypes"])
   index, valid = cell_targets(model, labels)
+  background = tissue_cells.background_cells(labels, model.tissue_classes, model.cells, model.cell_size,
+                                             model.background_purity).reshape(-1)
   num = d.shape[-1]
   cells_d, cells_y, cells_v = d.reshape(-1, num), index.reshape(-1), valid.reshape(-1)
   w = weights
@@ -258,6 +267,11 @@ def cell_loss(model: ProtoModel, params: dict, images, labels, class_weight, wei
     else:
       loss = loss + w.cluster * t["cluster"]
     logits = ph.ppnet_logits(cells_d, params["last_layer"])
+  # Beyond the originals: background cells are pushed away from every prototype (a separation term
+  # whose "wrong class" is all prototypes), so tissue prototypes do not fire outside the tissue.
+  t["background_separation"] = ph.weighted_mean(
+      ph.masked_min_trick(cells_d, jnp.ones_like(cells_d), model.max_distance), background)
+  loss = loss - w.background_separation * t["background_separation"]
   correct = (jnp.argmax(logits, -1) == cells_y) & cells_v
   t["cell_accuracy"] = jnp.sum(correct) / jnp.maximum(jnp.sum(cells_v), 1)
   t["valid_fraction"] = jnp.mean(cells_v.astype(jnp.float32))

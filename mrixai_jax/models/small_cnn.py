@@ -7,6 +7,10 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
+# torchvision VGG's conv init: Kaiming normal, fan-out, ReLU gain (zero bias is flax's default).
+KAIMING_FAN_OUT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
 class SmallCNN(nn.Module):
   """`x: [B, H, W, 1]` in [-1, 1] -> ReLU features `[B, H/s, W/s, channels[-1]]`."""
 
@@ -18,7 +22,8 @@ class SmallCNN(nn.Module):
       if block:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
       for i in range(2):
-        x = nn.relu(nn.Conv(width, (3, 3), padding=1, name=f"conv{block + 1}_{i + 1}")(x))
+        x = nn.relu(nn.Conv(width, (3, 3), padding=1, kernel_init=KAIMING_FAN_OUT,
+                            name=f"conv{block + 1}_{i + 1}")(x))
     return x
 
 

@@ -48,6 +48,13 @@ def cell_labels(labels, tissue_classes: Sequence[int], num_cells: int, cell: int
   return index, purity, jnp.any(qualifies, axis=-1)
 
 
+def background_cells(labels, tissue_classes: Sequence[int], num_cells: int, cell: int, purity_threshold: float):
+  """`[N, n, n]` bool: cells where non-tissue label values cover ≥ `purity_threshold` of the cell."""
+  frac = cell_fractions(labels, num_cells, cell, int(max(tissue_classes)) + 1)
+  tissue = jnp.sum(frac[..., jnp.asarray(tuple(tissue_classes))], axis=-1)
+  return 1.0 - tissue >= purity_threshold
+
+
 def class_weights(tissue_index, valid, num_classes: int):
   """Inverse-frequency weights w_t = N_valid / (T·N_t) `[T]` float32 (0 for absent classes)."""
   tissue_index, valid = np.asarray(tissue_index), np.asarray(valid, bool)

@@ -119,18 +119,34 @@ def make_train_step(model: pm.ProtoModel, heads, phase: str, class_weight, steps
   return jax.jit(step, in_shardings=(rep, batch), out_shardings=(rep, rep), donate_argnums=(0,))
 
 
+def _state_fn(model: pm.ProtoModel, heads, steps_per_epoch: int):
+  """`create(seed, backbone) -> state`: params, one optimizer state per phase, step, RNG key and
+  the `pushed` flag (backbone None: random backbone init)."""
+
+  def create(seed, backbone):
+    init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
+    params = pm.init_params(model, init_key, backbone)
+    opt = {phase: make_optimizer(heads.train, phase, steps_per_epoch).init(params) for phase in PHASES}
+    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt": opt, "rng": rng,
+            "pushed": jnp.zeros((), jnp.int32)}
+
+  return create
+
+
 def init_state(model: pm.ProtoModel, heads, steps_per_epoch: int, pretrained: bool = True) -> dict:
-  """Step-0 state: params, one optimizer state per phase, step, RNG key, `pushed` flag."""
-  init_key, rng = jax.random.split(jax.random.PRNGKey(int(heads.train.seed)))
-  params = pm.init_params(model, init_key, pretrained=pretrained)
-  opt = {phase: make_optimizer(heads.train, phase, steps_per_epoch).init(params) for phase in PHASES}
-  return {"step": jnp.zeros((), jnp.int32), "params": params, "opt": opt, "rng": rng,
-          "pushed": jnp.zeros((), jnp.int32)}
+  """Step-0 state (see `_state_fn`), with the ImageNet trunk when `pretrained`."""
+  backbone = pm.pretrained_backbone(model) if pretrained else None
+  seed = jnp.asarray(int(heads.train.seed), jnp.uint32)
+  lowered = jax.jit(_state_fn(model, heads, steps_per_epoch)).lower(seed, backbone)
+  # Init runs once; on CPU, skipping LLVM optimisation of its many small RNG kernels cuts compile time.
+  options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
+  return lowered.compile(compiler_options=options)(seed, backbone)
 
 
 def training_class_weights(model: pm.ProtoModel, labels, chunk: int = 256):
   """Inverse-frequency tissue weights `[T]` and valid-cell counts `[T]` over the whole split."""
-  index, valid = zip(*(pm.cell_targets(model, labels[i:i + chunk]) for i in range(0, len(labels), chunk)))
+  targets = jax.jit(lambda lab: pm.cell_targets(model, lab))
+  index, valid = zip(*(targets(labels[i:i + chunk]) for i in range(0, len(labels), chunk)))
   return tissue_cells.class_weights(np.concatenate(index), np.concatenate(valid), model.num_classes)
 
 
@@ -250,7 +266,7 @@ def load(config, workdir: str, kind: str, image_size: int):
     if latest is None:
       raise FileNotFoundError(f"{directory} holds no checkpoint (train first: python train.py "
                               f"--config.task=heads --config.heads.kind={kind})")
-    like = init_state(model, heads, 1, pretrained=False)
+    like = jax.eval_shape(_state_fn(model, heads, 1), jnp.uint32(0), None)
     state, _ = checkpoints.restore(latest, like)
   finally:
     checkpoints.close()

@@ -11,6 +11,11 @@ from mrixai_jax.training import loop, sharding
 _BUILDERS = {
     "diffusion": "mrixai_jax.training.diffusion_task:build",
 }
+# Tasks whose training is not one loop run (the prototype heads: phases with their own optimizers
+# and a push in between) provide their own `train(config, workdir)`.
+_RUNNERS = {
+    "heads": "mrixai_jax.training.heads_task:train",
+}
 
 
 def build_task(config, workdir: str) -> loop.Task:
@@ -23,4 +28,7 @@ def build_task(config, workdir: str) -> loop.Task:
 def train(config, workdir: str):
   """Initialises multi-host JAX when `distributed.initialize`, then runs the chosen task's loop."""
   sharding.maybe_initialize_distributed(config.distributed)
+  if config.task in _RUNNERS:
+    module, function = _RUNNERS[config.task].split(":")
+    return getattr(importlib.import_module(module), function)(config, workdir)
   return loop.run(build_task(config, workdir), workdir)

@@ -1,0 +1,108 @@
+"""Push with provenance on a small untrained network: class-restricted sources, zero vectors for
+prototypes without candidates, exact projection, records and gallery on disk."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import demo
+from mrixai_jax.data import phantom
+from mrixai_jax.explain import push
+from mrixai_jax.models import proto_engine as pe
+from mrixai_jax.models import prototypes as pm
+
+
+def small_heads(kind="ppnet"):
+  h = demo.get_config().heads
+  h.kind, h.backbone, h.small_cnn_channels = kind, "small_cnn", (8, 16)
+  h.purity_per_class = (0.75, 0.5, 0.25)
+  h.prototypes_per_class, h.prototype_dim, h.protopool.num_slots = 2, 8, 2
+  return h
+
+
+@pytest.fixture(scope="module")
+def split():
+  data = phantom.generate(6, 32, 0)
+  data["labels"] = np.where(data["labels"] == 3, 1, data["labels"]).astype(np.uint8)  # no vessel anywhere
+  return data
+
+
+def test_push_is_class_restricted_exact_and_recorded(split, tmp_path):
+  model = pm.build_model(small_heads(), 32)
+  params = pm.init_params(model, jax.random.PRNGKey(0))
+  pushed, record = push.push_prototypes(model, params, split, batch_size=4)
+  owner = np.asarray(model.tissue_classes)[np.arange(model.num_prototypes) // 2]
+  vessel = owner == 3
+  # No vessel cell exists: those prototypes keep the zero buffer, as in the original.
+  np.testing.assert_array_equal(record["image_index"][vessel], -1)
+  np.testing.assert_array_equal(np.asarray(pushed["prototypes"])[vessel], 0.0)
+  np.testing.assert_array_equal(record["tissue_class"], np.where(vessel, -1, owner))
+  # Each pushed prototype is the exact feature of its source cell, and the nearest allowed one.
+  found = ~vessel
+  z = np.asarray(pm.features(model, params, jnp.asarray(split["image"])))
+  d = np.asarray(pe.l2_distances(jnp.asarray(z), params["prototypes"]))
+  index, valid = (np.asarray(a) for a in pm.cell_targets(model, split["labels"]))
+  for j in np.nonzero(found)[0]:
+    allowed = valid & (np.asarray(model.tissue_classes)[index] == owner[j])
+    best = np.unravel_index(np.argmin(np.where(allowed, d[..., j], np.inf)), allowed.shape)
+    assert (record["image_index"][j], *record["cell"][j]) == best
+    np.testing.assert_allclose(record["distance"][j], d[best + (j,)], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(pushed["prototypes"])[j, 0, 0], z[best])
+  after, _ = pe.min_pool(pe.l2_distances(jnp.asarray(z), pushed["prototypes"]))
+  rows = record["image_index"][found]
+  np.testing.assert_allclose(np.asarray(after)[rows, np.nonzero(found)[0]], 0.0, atol=1e-5)
+
+  push.save_record(tmp_path, record)
+  loaded = push.load_record(tmp_path)
+  assert set(loaded) == set(record)
+  for key in record:
+    np.testing.assert_array_equal(loaded[key], record[key], err_msg=key)
+  meta = json.loads((tmp_path / "push.json").read_text())
+  assert meta["geometry"]["jump"] == 2.0 and len(meta["prototypes"]) == model.num_prototypes
+  first = meta["prototypes"][0]
+  assert first["patient_id"] == split["patient_id"][first["image_index"]]
+  assert first["window_y0_x0_y1_x1"] == [int(v) for v in record["window"][0]]
+  assert not list(tmp_path.glob(".push*"))  # no temporary files left behind
+  push.save_gallery(tmp_path / "gallery.png", record, split["image"])
+  from PIL import Image
+  with Image.open(tmp_path / "gallery.png") as image:
+    assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_protopool_prototypes_may_take_any_tissue_whose_slots_use_them():
+  model = pm.build_model(small_heads("protopool"), 32)
+  params = pm.init_params(model, jax.random.PRNGKey(1))
+  presence = np.zeros((3, 6, 2), np.float32)
+  presence[0, [0, 1], [0, 1]] = 1.0  # fat uses prototypes 0, 1
+  presence[1, [1, 2], [0, 1]] = 1.0  # FGT uses 1, 2 (1 is shared)
+  presence[2, [3, 3], [0, 1]] = 1.0  # vessel uses 3 twice; 4, 5 unused
+  allowed = np.asarray(pm.prototype_classes(model, dict(params, presence=jnp.asarray(presence))))
+  np.testing.assert_array_equal(allowed, [[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0]])
+
+
+def test_missing_record_names_the_file(tmp_path):
+  with pytest.raises(FileNotFoundError, match="push.npz"):
+    push.load_record(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["ppnet", "eppnet", "protopool"])
+def test_single_tissue_class_training_loss_is_finite(kind):
+  heads = small_heads(kind)
+  heads.tissue_classes, heads.purity_per_class = (1,), (0.75,)
+  heads.protopool.num_slots = 2
+  model = pm.build_model(heads, 32)
+  params = pm.init_params(model, jax.random.PRNGKey(0))
+  data = phantom.generate(4, 32, 0)
+
+  def loss(p):
+    return pm.cell_loss(model, p, jnp.asarray(data["image"]), jnp.asarray(data["labels"]), jnp.ones(1),
+                        heads.loss, 2.0, jax.random.PRNGKey(1))
+
+  (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(params)
+  assert np.isfinite(value), metrics
+  assert all(np.isfinite(v) for v in metrics.values()), metrics
+  assert metrics["cross_entropy"] == 0.0  # one class: CE degenerates to exactly 0 (prototypes.md §6.1)
+  assert all(np.isfinite(g).all() for g in jax.tree_util.tree_leaves(grads))

@@ -3,8 +3,8 @@
 Every term works on a flat set of M "samples" with per-prototype distances `dist: [M, P]`: at
 image level a sample is an image and `dist` its min-pooled distances (the originals); in the
 tissue-cell adaptation a sample is a feature cell and `dist` the distances at that cell. Labels are
-class indices `[M]`; `weight: [M]` (0/1 validity, times optional class weights for the CE) selects
-the samples that count. All means are guarded: an empty set gives 0, never NaN.
+class indices `[M]`; `valid: [M]` (0/1) times the class weight of the label weights each sample
+(all ones at image level). All means are guarded: an empty set gives 0, never NaN.
 """
 
 import jax

@@ -6,7 +6,10 @@ available) and `protopool` (ProtoPool, §4: a shared pool with Gumbel-softmax sl
 
 Training follows the tissue-class adaptation (§6.2 A): the classes are the label-map tissues
 `heads.tissue_classes`, and every loss is computed on labelled feature cells (`cell_loss`). The
-image-level forward used for explanations (`image_outputs`) is the original one.
+image-level forward used for explanations (`image_outputs`) is the original one. Two additions to
+§6.2 A, both for localisation: per-cell terms are class-balanced (inverse-frequency weights on all
+of them, not only the CE), and background cells are pushed away from every prototype
+(`heads.loss.background_separation`); purity thresholds may differ per tissue (`purity_per_class`).
 
 Params are a plain dict: `backbone` (flax tree), `add_on` (list of `{kernel [Cin, Cout], bias}`
 1×1 convs), `prototypes [P, 1, 1, D]`, `last_layer [T, P]` (ProtoPool `[T, T·K]`) and, for
@@ -235,7 +238,8 @@ def cell_loss(model: ProtoModel, params: dict, images, labels, class_weight, wei
               gumbel_scale, key):
   """Training loss on labelled feature cells (§6.2 A) and its metrics.
 
-  images `[B, S, S, 1]`, labels `[B, S, S]` (label map), class_weight `[T]` (CE only), weights:
+  images `[B, S, S, 1]`, labels `[B, S, S]` (label map), class_weight `[T]` (inverse frequency,
+  on every per-cell term), weights:
   the `heads.loss` coefficients, gumbel_scale: ProtoPool's s for this step, key: its Gumbel draw.
   Returns `(loss, metrics)`.
   """

@@ -180,6 +180,12 @@ def test_receptive_field_t4(arch, size):
   assert boxes == TV[f"T4.{arch}.img{size}.boxes[(0,0),(3,3),(n-1,n-1)]"]
 
 
+def test_high_activation_crop_t4():
+  act = arr("T4.crop_input_12x12")
+  np.testing.assert_allclose(np.percentile(act, 95), TV["T4.crop_threshold_p95"], rtol=0, atol=1e-12)
+  assert list(rf.high_activation_box(act)) == TV["T4.crop_box[y0,y1,x0,x1]"]
+
+
 def test_cell_window_is_inside_and_centred():
   info = rf.receptive_field(64, rf.vgg_layers([64, 64, "M", 128, 128, "M", 256, 256, 256]))
   assert (info.n, info.jump, info.start) == (16, 4, 2.0)
@@ -220,6 +226,18 @@ def test_protopool_assignment_focal_logits_losses_t5(x64, tag, scale):
   np.testing.assert_allclose(terms["separation"], TV[f"T5.{tag}.separation"], **F64)
   np.testing.assert_allclose(terms["orthogonality"], TV["T5.orth_loss"], **F64)
   assert terms["l1"] == 0.0  # the 1/0 init has no wrong-class weight
+
+
+def test_protopool_float32_path_within_tolerance():
+  z, p = jnp.asarray(nhwc("T5.x"), jnp.float32), jnp.asarray(protos("T5.p"), jnp.float32)
+  d = pe.l2_distances(z, p)
+  dmin, davg = pe.min_pool(d)[0], pe.avg_pool(d)
+  q = ph.slot_assignment(jnp.asarray(arr("T5.proto_presence"), jnp.float32), 2.0,
+                         jnp.asarray(arr("T5.gumbel_noise"), jnp.float32), 0.5)
+  focal = ph.focal_similarity(dmin, davg, q)
+  assert focal.dtype == jnp.float32
+  np.testing.assert_allclose(q, arr("T5.s2_gumbel_tau0.5.q"), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(focal, arr("T5.s2_gumbel_tau0.5.focal_sim"), rtol=1e-5, atol=1e-5)
 
 
 def test_protopool_per_prototype_focal_and_schedule_t5(x64):

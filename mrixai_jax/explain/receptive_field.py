@@ -9,6 +9,8 @@ and the pixel centre of cell 0, starting from `(image_size, 1, 1, 0.5)`.
 import math
 from typing import NamedTuple, Sequence, Tuple, Union
 
+import numpy as np
+
 Padding = Union[int, str]
 
 
@@ -74,3 +76,18 @@ def cell_window(info: RFInfo, h: int, w: int, size: int, image_size: int) -> Tup
 def vgg_layers(config: Sequence[Union[int, str]]) -> list:
   """VGG layer list from a torchvision-style config (`64, 'M', ...`): conv 3/1/1, pool 2/2/0."""
   return [(2, 2, 0) if v == "M" else (3, 1, 1) for v in config]
+
+
+def high_activation_box(activation, percentile: float = 95.0) -> Tuple[int, int, int, int]:
+  """The originals' "prototype image" crop (§1.9): bounding box `(y0, y1, x0, x1)` (end exclusive)
+  of all pixels of the 2-D `activation` map at or above its `percentile` (numpy 'linear').
+
+  The originals first upsample the cell-resolution similarity map to the image size with OpenCV
+  bicubic; pass an already upsampled map to reproduce that step.
+  """
+  activation = np.asarray(activation)
+  if activation.ndim != 2:
+    raise ValueError(f"activation must be a 2-D map, got shape {activation.shape}")
+  mask = activation >= np.percentile(activation, percentile)
+  rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+  return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1

@@ -39,6 +39,7 @@ def phantom_split():
 
 @pytest.fixture(scope="module", params=["ppnet", "eppnet", "protopool"])
 def trained(request, phantom_split, tmp_path_factory):
+  print("training", request.param)
   config = small_config(request.param)
   workdir = str(tmp_path_factory.mktemp(request.param))
   model, params, record = heads_task.train(config, workdir, data=phantom_split[0])
@@ -111,6 +112,16 @@ def test_outputs_written_and_a_second_run_resumes_without_training(trained, phan
   np.testing.assert_array_equal(record["image_index"], record2["image_index"])
   _, params3, _ = heads_task.load(config, workdir, config.heads.kind, 64)
   jax.tree_util.tree_map(np.testing.assert_array_equal, params, params3)
+
+
+@pytest.mark.parametrize("trained", ["protopool"], indirect=True)  # the runner is shared; ProtoPool
+def test_interrupted_run_resumes_to_the_same_head(trained, phantom_split, tmp_path):  # adds Gumbel draws
+  config, _, _, params, record = trained
+  _, _, none = heads_task.train(config, str(tmp_path), data=phantom_split[0], stop_at=120)  # mid joint phase
+  assert none is None
+  _, resumed, record2 = heads_task.train(config, str(tmp_path), data=phantom_split[0])
+  jax.tree_util.tree_map(np.testing.assert_array_equal, params, resumed)
+  np.testing.assert_array_equal(record["image_index"], record2["image_index"])
 
 
 def test_nis_of_a_trained_head_is_a_distribution(trained, phantom_split):

@@ -192,9 +192,12 @@ def _do_push(model, state, heads, data: dict, out_dir: str, mesh) -> dict:
 TISSUE_NAMES = {1: "fat", 2: "FGT", 3: "vessel"}  # the label map of ARCHITECTURE.md
 
 
-def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh=None):
+def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh=None, stop_at=None):
   """Trains `config.heads.kind` on the tissue cells of the training split; returns
   `(model, params, record)`. Resumes from the latest checkpoint in `WORKDIR/heads/<kind>`.
+
+  stop_at: leave after that step as if interrupted, after saving a checkpoint (tests, time boxes);
+  then `record` is None when the push has not happened yet.
 
   data: `image [N, S, S, 1]`, `labels [N, S, S]`, `patient_id [N]`, `slice_index [N]`; default
   the train split of `config.data` (built under `workdir` if needed).
@@ -233,7 +236,7 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
       if step == bounds[1] and not int(state["pushed"]):
         state = _do_push(model, state, heads, data, out_dir, mesh)
         checkpoints.save(step, state, batches.get_state())
-      if step >= bounds[2]:
+      if step >= bounds[2] or (stop_at is not None and step >= stop_at):
         break
       phase = phase_at(step, bounds)
       state, metrics = steps[phase](state, next(batches))
@@ -245,12 +248,14 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
       log.add(metrics)
       if step % int(train_cfg.log_every) == 0 or step == bounds[2]:
         log.report(step, phase)
-      if step != bounds[1] and (step % int(train_cfg.checkpoint_every) == 0 or step == bounds[2]):
+      stopping = stop_at is not None and step == stop_at
+      if step != bounds[1] and (step % int(train_cfg.checkpoint_every) == 0 or step == bounds[2] or stopping):
         checkpoints.save(step, state, batches.get_state())
   finally:
     batches.close()
     checkpoints.close()
-  return model, jax.device_get(state["params"]), push.load_record(out_dir)
+  record = push.load_record(out_dir) if int(state["pushed"]) else None
+  return model, jax.device_get(state["params"]), record
 
 
 def load(config, workdir: str, kind: str, image_size: int):

@@ -7,6 +7,12 @@ import pathlib
 import tempfile
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ""):
   """Yields a temporary path beside `path`; on success it is renamed to `path`, else removed.
@@ -19,6 +25,7 @@ def atomic_path(path, suffix: str = ""):
   os.close(fd)
   try:
     yield pathlib.Path(tmp)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):

@@ -123,9 +123,14 @@ def build_model(heads, image_size: int) -> ProtoModel:
     raise ValueError(f"{heads.backbone}: {info.n} cells of {info.jump} px do not tile {image_size} px")
   tissues = tuple(int(t) for t in heads.tissue_classes)
   per_class = int(heads.prototypes_per_class)
+  if per_class < 1 or not tissues:
+    raise ValueError(f"heads: need prototypes_per_class >= 1 and at least one tissue class, got {per_class}, "
+                     f"{tissues}")
   if heads.kind == "protopool":
     pool = int(heads.protopool.num_prototypes) or per_class * len(tissues)
     slots, add_on = int(heads.protopool.num_slots), 1
+    if not 1 <= slots <= pool:
+      raise ValueError(f"heads.protopool.num_slots must be in 1..{pool} (the pool size), got {slots}")
   else:
     pool, slots, add_on = per_class * len(tissues), 0, 2
   return ProtoModel(kind=heads.kind, backbone_name=heads.backbone, backbone=backbone,

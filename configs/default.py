@@ -143,6 +143,7 @@ def get_config() -> ml_collections.ConfigDict:
   h.train.adam_eps = 1e-8
   h.train.log_every = 50
   h.train.checkpoint_every = 500
+  h.train.keep_checkpoints = 2
 
   # ---------------------------------------------------------------- explanation
   c.explain = e = ml_collections.ConfigDict()

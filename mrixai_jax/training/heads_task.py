@@ -222,7 +222,7 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
                           seed=int(train_cfg.seed), sharding=sharding.batch_sharding(mesh), prefetch=2)
   steps_per_epoch = batches.batches_per_epoch
   state = jax.device_put(init_state(model, heads, steps_per_epoch, pretrained), sharding.replicated(mesh))
-  checkpoints = checkpoint_lib.Checkpointer(os.path.join(out_dir, "checkpoints"), 2)
+  checkpoints = checkpoint_lib.Checkpointer(os.path.join(out_dir, "checkpoints"), int(train_cfg.keep_checkpoints))
   latest = checkpoints.latest_step()
   if latest is not None:
     state, position = checkpoints.restore(latest, state)
@@ -265,7 +265,7 @@ def load(config, workdir: str, kind: str, image_size: int):
     heads.kind = kind
   model = pm.build_model(heads, image_size)
   directory = os.path.join(head_dir(workdir, kind), "checkpoints")
-  checkpoints = checkpoint_lib.Checkpointer(directory, 2)
+  checkpoints = checkpoint_lib.Checkpointer(directory, int(heads.train.keep_checkpoints))
   try:
     latest = checkpoints.latest_step()
     if latest is None:

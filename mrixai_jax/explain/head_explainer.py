@@ -1,0 +1,118 @@
+"""Explains generated images with one trained prototype head: NIS, ρ, faithfulness F, and the
+controls (second window size, randomised prototypes, deletion) plus emergence along the trajectory.
+
+Output arrays follow ARCHITECTURE.md's `DIR/explain/<head>.npz` schema.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mrixai_jax.explain import deletion
+from mrixai_jax.explain import faithfulness as fa
+from mrixai_jax.explain import statistics
+from mrixai_jax.explain.influence import normalized_influence
+from mrixai_jax.models import prototypes as pm
+
+
+def _batched(fn, images, batch_size: int) -> dict:
+  """Applies `fn: [b, ...] -> dict of [b, ...]` over `images` in chunks; numpy results."""
+  parts = [jax.device_get(fn(jnp.asarray(images[i:i + batch_size])))
+           for i in range(0, len(images), batch_size)]
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+class HeadExplainer:
+  """A trained head with its push record; `model, params` from `training.heads_task.load`."""
+
+  def __init__(self, model: pm.ProtoModel, params: dict, record: dict, batch_size: int):
+    self.model, self.params, self.record, self.batch_size = model, params, record, batch_size
+    self._outputs = jax.jit(lambda p, x: {
+        k: v for k, v in pm.image_outputs(model, p, x).items() if k in ("pooled_similarity", "argmin")})
+    self._features = jax.jit(lambda p, x: {"z": pm.features(model, p, x)})
+
+  def outputs(self, images, params=None) -> dict:
+    """`pooled_similarity [N, P]` and flat `argmin [N, P]` of `images: [N, S, S, 1]`."""
+    params = self.params if params is None else params
+    return _batched(lambda x: self._outputs(params, x), images, self.batch_size)
+
+  def firing_corners(self, argmin, size: int, image_hw):
+    """`[N, P, 4]` L×L windows centred on the cell where each prototype fires."""
+    cells = pm.firing_cells(self.model, jnp.asarray(argmin))
+    centers = fa.cell_centers(cells, float(self.record["start"]), float(self.record["jump"]))
+    return np.asarray(fa.window_corners(centers, size, image_hw))
+
+  def source_patches(self, train_images, image_index, centers, size: int):
+    """`[P, L, L]` training windows centred on the push cells (zeros where no source: ρ = 0)."""
+    found = np.asarray(image_index) >= 0
+    images = np.asarray(train_images)[np.where(found, image_index, 0), ..., 0]
+    corners = np.asarray(fa.window_corners(np.asarray(centers), size, images.shape[1:3]))
+    patches = np.asarray(fa.extract_windows(images, corners[:, None], size))[:, 0]
+    return np.where(found[:, None, None], patches, 0.0), corners
+
+  def faithfulness(self, images, outputs, source_patches):
+    """`(nis [N, P], rho [N, P], F [N], firing corners [N, P, 4])` for windows of the sources' size."""
+    size = source_patches.shape[-1]
+    nis = np.asarray(normalized_influence(jnp.asarray(outputs["pooled_similarity"])))
+    corners = self.firing_corners(outputs["argmin"], size, images.shape[1:3])
+    rho = np.asarray(fa.prototype_correlations(images[..., 0], corners, source_patches))
+    return nis, rho, np.asarray(fa.faithfulness(nis, rho)), corners
+
+  def randomized_prototypes(self, train_images, seed: int):
+    """Params whose prototypes are feature vectors of random training cells, with their centres."""
+    rng = np.random.default_rng(seed)
+    num = self.model.num_prototypes
+    rows = rng.integers(0, len(train_images), size=num)
+    cells = rng.integers(0, self.model.cells, size=(num, 2))
+    z = _batched(lambda x: self._features(self.params, x), np.asarray(train_images)[rows],
+                 self.batch_size)["z"]
+    vectors = z[np.arange(num), cells[:, 0], cells[:, 1]]
+    params = dict(self.params, prototypes=jnp.asarray(vectors)[:, None, None, :])
+    centers = np.asarray(fa.cell_centers(cells, float(self.record["start"]), float(self.record["jump"])))
+    return params, rows, centers
+
+
+def explain(explainer: HeadExplainer, samples, trajectory_x0, train_images, explain_config) -> tuple:
+  """Runs every measurement for one head; returns `(arrays for <head>.npz, summary for report.json)`.
+
+  samples: `[N, S, S, 1]` in [-1, 1]; trajectory_x0: `[N, K, S, S, 1]` (x̂0 at the captured steps)
+  or None; train_images: the training split `[M, S, S, 1]` the prototypes were pushed from.
+  """
+  e = explain_config
+  size = samples.shape[1]
+  jump = int(explainer.record["jump"])
+  window = int(e.window) or jump
+  window_alt = min(int(e.window_alt) or 2 * window, size)
+  record = explainer.record
+  outputs = explainer.outputs(samples)
+  patches, source_corners = explainer.source_patches(train_images, record["image_index"], record["center"], window)
+  nis, rho, f, firing = explainer.faithfulness(samples, outputs, patches)
+  alt_patches, _ = explainer.source_patches(train_images, record["image_index"], record["center"], window_alt)
+  f_alt = explainer.faithfulness(samples, outputs, alt_patches)[2]
+
+  random_params, random_rows, random_centers = explainer.randomized_prototypes(train_images, int(e.seed))
+  random_patches, _ = explainer.source_patches(train_images, random_rows, random_centers, window)
+  f_random = explainer.faithfulness(samples, explainer.outputs(samples, random_params), random_patches)[2]
+
+  drops = deletion.deletion_check(lambda x: explainer.outputs(x)["pooled_similarity"], samples, firing, nis,
+                                  int(e.deletion_top_k), int(e.deletion_random_windows),
+                                  float(e.deletion_blur_sigma), int(e.seed))
+  arrays = {
+      "nis": nis, "rho": rho, "faithfulness": f, "faithfulness_window_alt": f_alt,
+      "faithfulness_randomized": f_random, "firing_window": firing, "source_window": source_corners,
+      "source_patch": patches.astype(np.float32), "source_image_id": record["image_index"],
+      "prototype_class": record["tissue_class"], "deletion_drop_top": drops["drop_top"],
+      "deletion_drop_random": drops["drop_random"], "window": np.int64(window),
+      "window_alt": np.int64(window_alt),
+  }
+  if trajectory_x0 is not None:
+    n, k = trajectory_x0.shape[:2]
+    pooled = explainer.outputs(trajectory_x0.reshape((n * k,) + trajectory_x0.shape[2:]))["pooled_similarity"]
+    arrays["emergence_nis"] = np.asarray(normalized_influence(jnp.asarray(pooled))).reshape(n, k, -1)
+  summary = dict(statistics.mean_sd(f),
+                 ci95=statistics.bootstrap_ci(f, int(e.bootstrap_samples), int(e.seed)),
+                 randomized_mean=float(f_random.mean()),
+                 deletion_drop_top=float(drops["drop_top"].mean()),
+                 deletion_drop_random=float(drops["drop_random"].mean()),
+                 window=window, window_alt=window_alt, window_alt_mean=float(f_alt.mean()))
+  return arrays, summary

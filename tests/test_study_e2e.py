@@ -1,0 +1,107 @@
+"""End to end: the whole study with a tiny config in a temp dir, then a second run that reuses it."""
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+from configs import demo
+from mrixai_jax import study
+
+HEADS = ("ppnet", "eppnet", "protopool")
+
+
+def tiny_config():
+  c = demo.get_config()
+  c.data.image_size = 32
+  c.data.num_slices = 64
+  m = c.model
+  m.block_out_channels = (16, 32)
+  m.down_block_types = ("DownBlock2D", "AttnDownBlock2D")
+  m.up_block_types = ("AttnUpBlock2D", "UpBlock2D")
+  m.norm_num_groups = 8
+  c.train.batch_size = 8
+  c.train.num_steps = 6
+  c.train.warmup_steps = 2
+  c.train.checkpoint_every = 6
+  c.train.log_every = 3
+  c.train.sample_every = 0
+  c.sample.num_samples = 8
+  c.sample.batch_size = 8
+  c.sample.num_steps = 4
+  c.sample.trajectory_steps = (0, 2, 3)
+  c.heads.backbone = "small_cnn"
+  c.heads.small_cnn_channels = (8, 16)
+  c.heads.prototypes_per_class = 2
+  c.heads.prototype_dim = 8
+  c.heads.protopool.num_slots = 2
+  c.heads.train.batch_size = 8
+  c.heads.train.push_batch_size = 16
+  c.heads.train.num_steps = 6
+  c.heads.train.warm_steps = 2
+  c.heads.train.last_layer_steps = 2
+  c.heads.train.checkpoint_every = 6
+  c.heads.train.log_every = 3
+  c.explain.num_images = 8
+  c.explain.bootstrap_samples = 100
+  c.explain.deletion_random_windows = 2
+  c.metrics.fid = False
+  c.metrics.batch_size = 8
+  return c
+
+
+def _finite_numbers(tree):
+  if isinstance(tree, dict):
+    return all(_finite_numbers(v) for v in tree.values())
+  if isinstance(tree, (list, tuple)):
+    return all(_finite_numbers(v) for v in tree)
+  return not isinstance(tree, float) or math.isfinite(tree)
+
+
+def test_study_runs_end_to_end_and_reuses_stages(tmp_path):
+  config = tiny_config()
+  first_start = time.perf_counter()
+  report = study.run(config, str(tmp_path))
+  first = time.perf_counter() - first_start
+  out = tmp_path / "report"
+  for name in ("report.md", "report.json", "faithfulness.png", "nis_per_prototype.png", "emergence.png"):
+    assert (out / name).stat().st_size > 0, name
+  for kind in HEADS:
+    assert (tmp_path / "heads" / kind / "prototype_gallery.png").exists()
+    with np.load(tmp_path / "explain" / f"{kind}.npz") as f:
+      nis, rho, faith = f["nis"], f["rho"], f["faithfulness"]
+      np.testing.assert_allclose(nis.sum(1), 1.0, atol=1e-5)
+      assert np.all(np.abs(rho) <= 1 + 1e-6) and np.all(np.abs(faith) <= 1 + 1e-6)
+      assert f["firing_window"].shape == nis.shape + (4,)
+  saved = json.loads((out / "report.json").read_text())
+  assert set(saved["faithfulness"]) == set(HEADS)
+  for kind in HEADS:
+    for key in ("mean", "sd", "randomized_mean", "deletion_drop_top", "deletion_drop_random"):
+      assert math.isfinite(saved["faithfulness"][kind][key]), (kind, key)
+  for key in ("psnr", "ssim", "lpips"):
+    assert math.isfinite(saved["quality"][key]["mean"])
+  assert math.isfinite(saved["dice"]["mean"])
+  assert _finite_numbers(saved["faithfulness"]) and report["faithfulness"].keys() == saved["faithfulness"].keys()
+
+  second_start = time.perf_counter()
+  again = study.run(config, str(tmp_path))
+  second = time.perf_counter() - second_start
+  assert again["faithfulness"] == saved["faithfulness"]
+  assert second < first / 2, (first, second)
+
+
+def test_interrupted_stage_has_no_marker_and_reruns(tmp_path):
+  calls = []
+
+  def fails():
+    calls.append("fail")
+    raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    study.run_stages([study.Stage("a", lambda: calls.append("a")), study.Stage("b", fails)], tmp_path)
+  timings = study.run_stages([study.Stage("a", lambda: calls.append("a2")),
+                              study.Stage("b", lambda: calls.append("b"))], tmp_path)
+  assert calls == ["a", "fail", "b"]
+  assert timings["a"]["reused"] and not timings["b"]["reused"]

@@ -65,6 +65,7 @@ class _UnetWorkload:
     conditioning = _library("mrixai_jax.diffusion.conditioning")
     self.spec = spec
     self.model = unet.UNet.from_config(ml_collections.ConfigDict(spec["model"]))
+    self.eps_fn = _require(unet, "eps_fn")(self.model)  # (params, x_t, t, cond) -> eps, as sampling uses
     rng = np.random.default_rng(spec["seed"])
     b, s = spec["batch"], spec["size"]
     self.x = rng.standard_normal((b, s, s, 1), dtype=np.float32)
@@ -76,9 +77,6 @@ class _UnetWorkload:
     template = jax.eval_shape(self.model.init, jax.random.PRNGKey(0), self.x, self.t, self.cond)["params"]
     state = _load_weights(str(np.load(path_in)["weights_file"]))
     return jax.tree_util.tree_map(jnp.asarray, self.port.state_dict_to_params(state, template))
-
-  def eps_fn(self, params, x, t, cond):
-    return self.model.apply({"params": params}, x, t, cond)
 
   def prepare(self, path):
     _save(path, {"x": self.x, "t": self.t, "cond": self.cond})
@@ -150,10 +148,7 @@ class TrainStep(_UnetWorkload):
 
 
 class _Sampling(_UnetWorkload):
-  def sampler(self, plan, clip):
-    sampling = _library("mrixai_jax.diffusion.sampling")
-    return sampling.Sampler(self.eps_fn, self.schedule, plan, clip_sample=clip,
-                            clip_range=self.spec["sample"]["clip_range"])
+  """The library's `Sampler` (one jitted scan, no trajectory recording) over the UNet."""
 
   def __init__(self, spec):
     super().__init__(spec)
@@ -161,6 +156,10 @@ class _Sampling(_UnetWorkload):
     self.sampling = _library("mrixai_jax.diffusion.sampling")
     self.schedule = schedule.from_config(ml_collections.ConfigDict(spec["diffusion"]))
     self.keys = self.sampling.image_keys(jax.random.PRNGKey(spec["seed"]), 0, spec["batch"])
+
+  def sampler(self, plan, clip):
+    return self.sampling.Sampler(self.eps_fn, self.schedule, plan, clip_sample=clip,
+                                 clip_range=self.spec["sample"]["clip_range"])
 
   def __call__(self):
     _sync(self.run(self.params, self.keys, self.cond).samples)

@@ -98,16 +98,23 @@ def _flops(ref_info, ours_info) -> dict:
 
 
 def time_rounds(names, specs_, states, ours, reference, rounds, gap):
-  """Alternating rounds; returns {name: {"ours": [[s, ...] per round], "reference": [...]}}."""
+  """Alternating rounds; returns {name: {"ours": [[s, ...] per round], "reference": [...]}}.
+  A workload whose request fails is marked "error" in `states` and leaves the rounds."""
   times = {n: {"ours": [], "reference": []} for n in names}
   active = [n for n in names if states[n]["status"] == "ok"]
   t_start = time.perf_counter()
   for r in range(rounds):
-    for i, name in enumerate(active):
+    for i, name in enumerate(list(active)):
       order = (("ours", ours), ("reference", reference))
-      for side, worker in (order if (r + i) % 2 == 0 else order[::-1]):
-        time.sleep(gap)
-        times[name][side].append(worker.ask(cmd="run", name=name, inner=specs_[name]["inner"])["times"])
+      try:
+        for side, worker in (order if (r + i) % 2 == 0 else order[::-1]):
+          time.sleep(gap)
+          times[name][side].append(worker.ask(cmd="run", name=name, inner=specs_[name]["inner"])["times"])
+      except common.WorkerError as e:  # a failed request drops this workload, not the run
+        states[name].update(status="error", error=str(e))
+        active.remove(name)
+        times[name] = {"ours": [], "reference": []}
+        _say(f"[round {r + 1}] {name}: {e}")
     elapsed = time.perf_counter() - t_start
     _say(f"[round {r + 1}/{rounds}] {elapsed:.0f} s elapsed, about {elapsed / (r + 1) * (rounds - r - 1):.0f} s left")
   return times
@@ -149,7 +156,8 @@ def table(results) -> str:
       row["ref"] = f"{common.fmt_rate(r['reference_img_s'])} ({common.fmt_rate(n / f['max'])}–{common.fmt_rate(n / f['min'])})"
       row["ratio"] = f"**{r['ratio']:.2f}** ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})"
       row["gflops"] = common.fmt_rate(r["gflops"])
-      row["peak"] = f"{100 * r['peak_fraction']:.2g}%" if r["peak_fraction"] else "-"
+      fraction = r["peak_fraction"]
+      row["peak"] = "-" if not fraction else f"{100 * fraction:.0f}%" if fraction >= 0.01 else f"{100 * fraction:.2f}%"
     check = r.get("check")
     row["err"] = "not checked" if check is None else f"{check['max_abs_err']:.1e} (tol {check['tolerance']:.0e})"
     rows.append(row)
@@ -190,6 +198,7 @@ def main(argv=None) -> dict:
     if states[specs.PEAK]["status"] != "ok":
       raise SystemExit(f"the peak matmul failed: {states[specs.PEAK].get('error')}")
     times = time_rounds(args.names, all_specs, states, ours, reference, args.rounds, args.gap)
+    failed |= any(s["status"] == "error" for s in states.values())
   except BaseException:
     failed = True
     raise

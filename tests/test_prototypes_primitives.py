@@ -4,7 +4,6 @@ float64 runs (jax.enable_x64) must match to 1e-6; float32 runs to the tolerances
 """
 
 import json
-import math
 import pathlib
 
 import jax

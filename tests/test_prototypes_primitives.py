@@ -290,6 +290,18 @@ def test_nis_t7(x64):
   np.testing.assert_allclose(nis.sum(-1), 1.0, **F64)
 
 
+def test_nis_restricted_to_active_prototypes():
+  rng = np.random.default_rng(5)
+  s = jnp.asarray(rng.uniform(0, 9, size=(3, 5)), jnp.float32)
+  active = np.array([True, False, True, True, False])
+  nis = np.asarray(influence.normalized_influence(s, active=jnp.asarray(active)))
+  e = np.exp(np.asarray(s, np.float64)[:, active])
+  np.testing.assert_allclose(nis[:, active], e / e.sum(1, keepdims=True), rtol=1e-5)
+  np.testing.assert_array_equal(nis[:, ~active], 0.0)
+  shifted = influence.normalized_influence(s + 3.0, active=jnp.asarray(active))  # shift invariant
+  np.testing.assert_allclose(shifted, nis, rtol=1e-5, atol=1e-7)
+
+
 def test_single_class_is_degenerate_but_finite_t8(x64):
   _, _, _, dmin, _ = t1_forward()
   identity = ph.class_identity(1, 2)

@@ -81,6 +81,8 @@ def test_protopool_prototypes_may_take_any_tissue_whose_slots_use_them():
   presence[2, [3, 3], [0, 1]] = 1.0  # vessel uses 3 twice; 4, 5 unused
   allowed = np.asarray(pm.prototype_classes(model, dict(params, presence=jnp.asarray(presence))))
   np.testing.assert_array_equal(allowed, [[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0]])
+  active = pm.active_prototypes(model, dict(params, presence=jnp.asarray(presence)))
+  np.testing.assert_array_equal(active, [True, True, True, True, False, False])
 
 
 def test_missing_record_names_the_file(tmp_path):

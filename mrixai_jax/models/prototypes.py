@@ -219,6 +219,12 @@ def pooled_similarity(model: ProtoModel, params: dict, images):
   return image_outputs(model, params, images)["pooled_similarity"]
 
 
+def active_prototypes(model: ProtoModel, params: dict):
+  """`[P]` bool: prototypes that take part in a logit (all of them, except ProtoPool prototypes
+  in no arg-max slot — those are zero vectors after the push)."""
+  return jnp.any(prototype_classes(model, params), axis=-1)
+
+
 def firing_cells(model: ProtoModel, argmin):
   """Flat arg-min indices `[N, P]` -> feature cells `[N, P, 2]` (h, w)."""
   return jnp.stack([argmin // model.cells, argmin % model.cells], axis=-1)

@@ -246,7 +246,7 @@ def test_protopool_per_prototype_focal_and_schedule_t5(x64):
   one_hot = jnp.eye(5)[None]  # q [1, P, K=P]: slot k holds exactly prototype k
   np.testing.assert_allclose(ph.focal_similarity(dmin, davg, one_hot)[:, 0], per_proto, **F64)
   scales = np.asarray([ph.gumbel_scale(e, 30) for e in range(32)])
-  np.testing.assert_allclose(scales, arr("T5.gumbel_scale_epochs_0..31"), rtol=1e-6, atol=1e-3)
+  np.testing.assert_allclose(scales, arr("T5.gumbel_scale_epochs_0..31"), rtol=1e-12, atol=0)
   np.testing.assert_array_equal(jnp.argmax(jnp.asarray(arr("T5.proto_presence")), axis=1),
                                 arr("T5.class_to_proto_map(argmax over P)"))
 

@@ -127,7 +127,7 @@ def gumbel_scale(epoch, gumbel_time: float, start: float = 1.3, end: float = 1e3
   """The original logit multiplier s(e) = start·sqrt(α·e), α = (end/start)²/T_g, for e < T_g,
   else `end` (= end·sqrt(e/T_g)); `epoch` may be fractional (steps / steps per epoch)."""
   alpha = (end / start) ** 2 / gumbel_time
-  epoch = jnp.asarray(epoch, jnp.float32)
+  epoch = jnp.asarray(epoch, jnp.result_type(float))
   return jnp.where(epoch < gumbel_time, start * jnp.sqrt(alpha * jnp.maximum(epoch, 0.0)), end)
 
 

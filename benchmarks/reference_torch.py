@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import Missing
+from mrixai_jax.report import atomic
 
 torch.set_num_threads(int(os.environ.get("MRIXAI_BENCH_THREADS", os.cpu_count() or 1)))
 
@@ -69,9 +70,8 @@ def export_weights(model, spec, folder) -> str:
   key = hashlib.sha1(json.dumps([spec["model"], spec["seed"]], sort_keys=True).encode()).hexdigest()[:12]
   path = os.path.join(folder, f"weights_{key}.npz")
   if not os.path.exists(path):
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **{f"param/{k}": v.detach().numpy() for k, v in model.state_dict().items()})
-    os.replace(tmp, path)
+    with atomic.atomic_path(path, ".npz") as tmp:
+      np.savez(tmp, **{f"param/{k}": v.detach().numpy() for k, v in model.state_dict().items()})
   return path
 
 

@@ -11,21 +11,25 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.image_size = 64
   c.data.num_slices = 600
 
+  # ~1.1 M parameters; attention only at 8x8 (down, mid, up): also attending at 16x16 made a
+  # training step ~1.6x slower on XLA:CPU (2 cores).
   m = c.model
-  m.block_out_channels = (32, 64, 128, 128)
-  m.down_block_types = ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "DownBlock2D")
-  m.up_block_types = ("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D")
+  m.block_out_channels = (16, 32, 64, 64)
+  m.down_block_types = ("DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D")
+  m.up_block_types = ("AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D")
   m.layers_per_block = 1
+  m.norm_num_groups = 8
 
   t = c.train
-  t.batch_size = 16
+  t.batch_size = 8
   t.num_steps = 2000
-  t.learning_rate = 1e-3
+  t.learning_rate = 2e-3
   t.warmup_steps = 100
   t.ema_decay = 0.995
   t.checkpoint_every = 500
   t.log_every = 50
-  t.sample_every = 1000
+  t.sample_every = 500
+  t.sample_grid_steps = 25
 
   c.sample.num_samples = 32
   c.sample.num_steps = 50

@@ -12,7 +12,7 @@ import pytest
 from configs import demo
 from mrixai_jax.diffusion import losses
 from mrixai_jax.diffusion.conditioning import one_hot_labels
-from mrixai_jax.training import checkpoint, diffusion_task, loop, sharding
+from mrixai_jax.training import checkpoint, diffusion_task, loop, sample_grid, sharding
 from mrixai_jax.training import state as state_lib
 
 SIZE = 16
@@ -143,3 +143,44 @@ def test_learning_rate_schedule_warmup_and_cosine():
   lr = state_lib.learning_rate_schedule(t, 110)
   np.testing.assert_allclose([lr(0), lr(5), lr(10), lr(60), lr(110)],
                              [0.0, 5e-4, 1e-3, 1e-3 * 0.5 * (1 + np.cos(np.pi * 0.5)), 0.0], atol=1e-9)
+
+
+def test_restore_into_a_different_model_names_the_checkpoint(tmp_path):
+  saver = checkpoint.Checkpointer(str(tmp_path), keep=1)
+  saver.save(1, {"w": jnp.zeros(3)}, {"epoch": 0, "batch": 1})
+  with pytest.raises(ValueError, match=r"checkpoint .*/1 does not fit the configured model"):
+    saver.restore(1, {"w": jnp.zeros(4)})
+  saver.close()
+
+
+def test_load_inference_params_without_checkpoint_is_a_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
+    checkpoint.load_inference_params(str(tmp_path))
+
+
+def test_bad_data_shapes_are_rejected():
+  data = _data(4)
+  with pytest.raises(ValueError, match=r"need image \[N,S,S,1\] and labels \[N,S,S\]"):
+    diffusion_task.build(_config(), "/unused", data={"image": data["image"], "labels": data["labels"][:, :8]})
+
+
+def test_sample_grid_layout():
+  data = _data(3)
+  samples = -data["image"]
+  grid = sample_grid.grid_image(samples, data["labels"], data["image"], scale=2, gap=1)
+  tile = 2 * SIZE
+  assert grid.shape == (3 * tile + 2, 3 * tile + 2, 3) and grid.dtype == np.uint8
+  # Column 1, row 0: the label colours; rows 1-2: the sample and the real image in grey.
+  y, x = np.argwhere(data["labels"][1] == 2)[0]
+  np.testing.assert_array_equal(grid[2 * y, tile + 1 + 2 * x], sample_grid.LABEL_COLOURS[2])
+  real = np.round((np.clip(data["image"][1, y, x, 0], -1, 1) + 1) * 127.5)
+  assert grid[2 * (tile + 1) + 2 * y, tile + 1 + 2 * x, 0] == real
+  assert grid[tile + 1 + 2 * y, tile + 1 + 2 * x, 0] == np.round((np.clip(-data["image"][1, y, x, 0], -1, 1) + 1) * 127.5)
+
+
+def test_ema_warmup_follows_diffusers_emamodel():
+  steps = np.array([0, 1, 10, 1000, 10**6])
+  expected = np.minimum(0.999, (1 + steps) / (10 + steps))  # diffusers EMAModel.get_decay, no inv_gamma/power
+  np.testing.assert_allclose(state_lib.ema_decay(jnp.asarray(steps, jnp.float32), 0.999), expected, rtol=1e-6)
+  new = state_lib.ema_update({"w": jnp.zeros(2)}, {"w": jnp.ones(2)}, 0.25)
+  np.testing.assert_allclose(new["w"], [0.75, 0.75])

@@ -36,8 +36,12 @@ class Checkpointer:
   def restore(self, step: int, like) -> Tuple[Any, dict]:
     """Restores checkpoint `step` into the structure, dtypes and shardings of `like` (a live state)."""
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, like)
-    out = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+    try:
+      out = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+    except (ValueError, KeyError, TypeError) as e:
+      raise ValueError(f"checkpoint {self.directory}/{step} does not fit the configured model/optimizer "
+                       f"(config changed since it was written? use a fresh --workdir): {e}") from e
     return out.state, out.data
 
   def close(self) -> None:

@@ -25,7 +25,7 @@ def build_model(config) -> unet_lib.UNet:
 
 def null_cond(params):
   """The null mask the sampler's unconditional branch uses: the learned one, or zeros."""
-  return params.get("null_cond", jnp.zeros(())) if isinstance(params, dict) else jnp.zeros(())
+  return params["null_cond"] if "null_cond" in params else jnp.zeros(())
 
 
 def _grid_rows(num_examples: int, count: int) -> np.ndarray:
@@ -60,6 +60,9 @@ def build(config, workdir: str, data=None) -> loop.Task:
     from mrixai_jax.data import pipeline
     data = pipeline.load_split(config.data, "train", workdir)
   data = {"image": np.asarray(data["image"], np.float32), "labels": np.asarray(data["labels"], np.uint8)}
+  image, labels = data["image"].shape, data["labels"].shape
+  if len(image) != 4 or image[-1] != 1 or labels != image[:3]:
+    raise ValueError(f"diffusion data: need image [N,S,S,1] and labels [N,S,S], got {image} and {labels}")
   model = build_model(config)
   schedule = schedule_lib.from_config(config.diffusion)
   p_uncond = float(config.diffusion.p_uncond)

@@ -16,11 +16,12 @@ A task describes *what* to train as a `Task`:
                      checkpoint of that step
 
 The loop owns *how*: a 1-D device mesh (batch sharded, state replicated), one jit-compiled step with
-the state donated, AdamW with warmup + cosine/constant schedule and clipping, the EMA, Orbax
-checkpoints (state + data position) with automatic resume from the latest one in WORKDIR, clu
-metric writers (TensorBoard + log lines), progress lines with steps/s and ETA, and the NaN/Inf guard:
-a non-finite loss or parameter stops the run (`NonFiniteError` naming the step) before anything of
-that step is saved, so the last checkpoint stays the last good one.
+the state donated, AdamW with warmup + cosine/constant schedule and clipping, the EMA (`ema_decay`,
+warmed up as diffusers' EMAModel), Orbax checkpoints (state + data position) with automatic resume
+from the latest one in WORKDIR, clu metric writers (TensorBoard + log lines), progress lines with
+steps/s and ETA, and the NaN/Inf guard: a non-finite loss or parameter stops the run
+(`NonFiniteError` naming the step) before anything of that step is saved, so the last checkpoint
+stays the last good one.
 """
 
 import dataclasses
@@ -83,7 +84,7 @@ def make_train_step(task: Task, optimizer: optax.GradientTransformation, lr_sche
     metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads),
                    learning_rate=lr_schedule(state.step), finite=finite)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              ema_params=state_lib.ema_update(state.ema_params, params, decay))
+                              ema_params=state_lib.ema_update(state.ema_params, params, state_lib.ema_decay(state.step, decay)))
     return new_state, metrics
 
   rep, batch = sharding.replicated(mesh), sharding.batch_sharding(mesh)

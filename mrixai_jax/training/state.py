@@ -49,6 +49,11 @@ def create(params, optimizer: optax.GradientTransformation, rng) -> TrainState:
                     opt_state=optimizer.init(params), rng=rng)
 
 
-def ema_update(ema, params, decay: float):
+def ema_decay(step, decay: float):
+  """diffusers' `EMAModel` warm-up: `min(decay, (1 + step) / (10 + step))`, so early averages forget the init."""
+  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def ema_update(ema, params, decay):
   """`decay * ema + (1 - decay) * params`, leaf by leaf."""
   return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)

@@ -105,7 +105,7 @@ def time_rounds(names, specs_, states, ours, reference, rounds, gap):
   t_start = time.perf_counter()
   for r in range(rounds):
     for i, name in enumerate(list(active)):
-      order = (("ours", ours), ("reference", reference))
+      order = (("ours", ours[name]), ("reference", reference))
       try:
         for side, worker in (order if (r + i) % 2 == 0 else order[::-1]):
           time.sleep(gap)
@@ -167,6 +167,23 @@ def table(results) -> str:
       ("max abs err", "err")])
 
 
+def ours_workers(names, all_specs, no_flags, env, folder):
+  """One ours worker per distinct set of library XLA flags (they depend on the image size and
+  are fixed once jax starts): {workload name: Worker}."""
+  from mrixai_jax import xla_flags  # pylint: disable=g-import-not-at-top
+  version = xla_flags._jaxlib_version()  # pylint: disable=protected-access
+  by_flags, chosen = {}, {}
+  for name in names:
+    size = all_specs[name].get("size")
+    key = () if no_flags else xla_flags.wanted_flags(version, size)
+    if key not in by_flags:
+      label = f"ours{len(by_flags)}"
+      worker_env = dict(env, MRIXAI_XLA_FLAGS="0") if no_flags else env
+      by_flags[key] = common.Worker(label, ["ours", str(size or 0)], worker_env, os.path.join(folder, f"{label}.log"))
+    chosen[name] = by_flags[key]
+  return chosen
+
+
 def main(argv=None) -> dict:
   args = parse_args(argv)
   all_specs = specs.workloads(args.quick)
@@ -175,19 +192,20 @@ def main(argv=None) -> dict:
   env = dict(os.environ, MRIXAI_BENCH_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
              OPENBLAS_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
              TF_CPP_MIN_LOG_LEVEL="2", PYTHONDONTWRITEBYTECODE="1")
-  ours_env = dict(env, MRIXAI_XLA_FLAGS="0") if args.no_xla_flags else env
-  ours = common.Worker("ours", ["ours"], ours_env, os.path.join(folder, "ours.log"))
+  ours = ours_workers(args.names, all_specs, args.no_xla_flags, env, folder)
   reference = common.Worker("reference", ["reference"], env, os.path.join(folder, "reference.log"))
+  workers = list({id(w): w for w in ours.values()}.values()) + [reference]
   failed = False
   try:
     try:
-      info = {"ours": ours.ask(cmd="info")["info"], "reference": reference.ask(cmd="info")["info"]}
+      info = {w.label: w.ask(cmd="info")["info"] for w in workers}
     except common.WorkerError as e:
       raise SystemExit(f"a worker failed to start ({e}); the reference side needs the bench extra: "
                        "pip install -e '.[bench]'") from e
     states = {}
     for name in args.names:
-      states[name] = state = setup_workload(name, all_specs[name], ours, reference, folder)
+      states[name] = state = setup_workload(name, all_specs[name], ours[name], reference, folder)
+      state["xla_flags"] = info[ours[name].label]["xla_flags"]
       failed |= state["status"] == "error"
       check = state.get("check")
       detail = (f"max abs err {check['max_abs_err']:.2e} (tol {check['tolerance']:.1e})" if check
@@ -203,8 +221,8 @@ def main(argv=None) -> dict:
     failed = True
     raise
   finally:
-    ours.close()
-    reference.close()
+    for worker in workers:
+      worker.close()
     if failed:
       _say(f"worker logs kept in {folder}")
     else:
@@ -214,7 +232,7 @@ def main(argv=None) -> dict:
   peak_s = statistics.median(t for rnd in times[specs.PEAK]["ours"] for t in rnd)
   peak = states[specs.PEAK]["flops"] / peak_s / 1e9
   results = {n: summarize_workload(all_specs[n], states[n], times[n], peak) for n in args.names}
-  ours_info = info["ours"]
+  ours_info = info[ours[specs.PEAK].label]
   device = (f"{ours_info['backend']}: {ours_info['device_kind']}" if ours_info["backend"] != "cpu"
             else f"cpu: {cpu_name()}, {os.cpu_count()} cores")
   out = {
@@ -222,11 +240,12 @@ def main(argv=None) -> dict:
       "workloads": {n: r for n, r in results.items() if n != specs.PEAK},
       "peak": {"what": f"jax.jit(jnp.dot), {peak_spec['n']}^3 float32", "gflops": peak,
                "reference_gflops": results[specs.PEAK]["reference_gflops"], "reference_what": "torch.mm"},
-      "rounds": args.rounds, "quick": args.quick, "xla_flags": ours_info["xla_flags"],
+      "rounds": args.rounds, "quick": args.quick,
       "versions": info, "wall_s": time.perf_counter() - t0,
       "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(time.time() - (time.perf_counter() - t0))),
   }
-  _say(f"\ndevice: {device}; XLA_FLAGS (ours): {ours_info['xla_flags'] or '(none)'}")
+  flag_sets = sorted({r["xla_flags"] or "(none)" for r in results.values()})
+  _say(f"\ndevice: {device}; XLA_FLAGS of ours: {' | '.join(flag_sets)}")
   _say(f"peak: {out['peak']['what']} = {peak:.0f} GFLOP/s (torch.mm {results[specs.PEAK]['reference_gflops']:.0f})\n")
   _say(table(out["workloads"]))
   if args.json:

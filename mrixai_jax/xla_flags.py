@@ -18,11 +18,11 @@ import sys
 
 OPT_OUT_ENV = "MRIXAI_XLA_FLAGS"
 
-# (flag, jaxlib version prefixes it was measured on)
+# (flag, jaxlib version prefixes it was measured on, largest image side it helps at; None: any)
 CPU_FLAGS = (
     # YNNPACK fusions of dots, elementwise ops and reductions: keeps both cores busy on the
-    # small convolutions and attention of the UNet.
-    ("--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce", ("0.10.",)),
+    # small convolutions and attention of the 64² UNet; slower on the 256² model.
+    ("--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce", ("0.10.",), 128),
 )
 
 
@@ -42,18 +42,22 @@ def _jaxlib_version() -> str:
     return ""
 
 
-def wanted_flags(jaxlib_version: str) -> tuple:
-  """The flags of CPU_FLAGS measured on `jaxlib_version`."""
-  return tuple(flag for flag, versions in CPU_FLAGS if jaxlib_version.startswith(versions))
+def wanted_flags(jaxlib_version: str, image_size=None) -> tuple:
+  """The flags of CPU_FLAGS measured on `jaxlib_version` that help at `image_size` (None: unknown,
+  only size-independent flags)."""
+  return tuple(flag for flag, versions, max_size in CPU_FLAGS
+               if jaxlib_version.startswith(versions)
+               and (max_size is None or (image_size is not None and image_size <= max_size)))
 
 
-def configure() -> tuple:
-  """Appends the library's XLA:CPU flags to `XLA_FLAGS`; returns the flags it added."""
+def configure(image_size=None) -> tuple:
+  """Appends the library's XLA:CPU flags for images of side `image_size` (the config's
+  `data.image_size`) to `XLA_FLAGS`; returns the flags it added."""
   if _opted_out() or _backend_initialized():
     return ()
   current = os.environ.get("XLA_FLAGS", "")
   present = {f.split("=", 1)[0] for f in current.split()}
-  added = tuple(f for f in wanted_flags(_jaxlib_version()) if f.split("=", 1)[0] not in present)
+  added = tuple(f for f in wanted_flags(_jaxlib_version(), image_size) if f.split("=", 1)[0] not in present)
   if added:
     os.environ["XLA_FLAGS"] = " ".join([current, *added]).strip()
     logging.getLogger(__name__).debug("XLA_FLAGS += %s", " ".join(added))

@@ -51,7 +51,7 @@ def test_a_mismatch_or_missing_workload_is_not_timed():
   state = run.setup_workload("unet_fwd_64_b8", {}, ours, ref, "/nonexistent")
   assert state["status"] == "mismatch"
   times = run.time_rounds(["unet_fwd_64_b8"], {"unet_fwd_64_b8": {"inner": 1}}, {"unet_fwd_64_b8": state},
-                          ours, ref, rounds=2, gap=0.0)
+                          {"unet_fwd_64_b8": ours}, ref, rounds=2, gap=0.0)
   row = run.summarize_workload({"images": 8}, state, times["unet_fwd_64_b8"], peak_gflops=100.0)
   assert all(row[k] is None for k in SCHEMA_KEYS) and row["check"] is bad
 

@@ -1,14 +1,15 @@
-"""mrixai_jax.xla_flags: appends only measured flags, never overrides the user, honours the opt-out."""
+"""mrixai_jax.xla_flags: appends only measured flags for the image size at hand, never overrides the
+user, honours the opt-out."""
 
 import os
 
 from mrixai_jax import xla_flags
 
-FLAG = xla_flags.CPU_FLAGS[0][0]
+FLAG, _, MAX_SIZE = xla_flags.CPU_FLAGS[0]
 NAME = FLAG.split("=", 1)[0]
 
 
-def _configure(monkeypatch, xla_flags_env=None, opt_out=None, jaxlib="0.10.2", initialized=False):
+def _configure(monkeypatch, xla_flags_env=None, opt_out=None, jaxlib="0.10.2", initialized=False, size=64):
   monkeypatch.setattr(xla_flags, "_jaxlib_version", lambda: jaxlib)
   monkeypatch.setattr(xla_flags, "_backend_initialized", lambda: initialized)
   for var, value in (("XLA_FLAGS", xla_flags_env), (xla_flags.OPT_OUT_ENV, opt_out)):
@@ -16,7 +17,7 @@ def _configure(monkeypatch, xla_flags_env=None, opt_out=None, jaxlib="0.10.2", i
       monkeypatch.delenv(var, raising=False)
     else:
       monkeypatch.setenv(var, value)
-  added = xla_flags.configure()
+  added = xla_flags.configure(size)
   return added, os.environ.get("XLA_FLAGS")
 
 
@@ -32,9 +33,9 @@ def test_user_setting_wins(monkeypatch):
   assert added == () and env == mine
 
 
-def test_opt_out_unmeasured_jaxlib_and_late_call_change_nothing(monkeypatch):
+def test_opt_out_unmeasured_jaxlib_size_and_late_call_change_nothing(monkeypatch):
   for kwargs in (dict(opt_out="0"), dict(opt_out="off"), dict(jaxlib="0.11.0"), dict(jaxlib=""),
-                 dict(initialized=True)):
+                 dict(initialized=True), dict(size=2 * MAX_SIZE), dict(size=None)):
     added, env = _configure(monkeypatch, **kwargs)
     assert added == () and env is None, kwargs
 

@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from mrixai_jax.explain import faithfulness as fa
+from mrixai_jax.explain import scoring as fa
 from mrixai_jax.explain import statistics
 
 T7 = json.loads((pathlib.Path(__file__).parent / "data" / "faithfulness_t7.json").read_text())
@@ -74,3 +74,19 @@ def test_bootstrap_ci_matches_normal_theory_and_is_deterministic():
   assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
   assert statistics.bootstrap_ci(values, 4000, seed=7) == [lo, hi]
   assert statistics.mean_sd(values)["sd"] == pytest.approx(values.std(ddof=1))
+
+
+def test_nis_rows_sum_to_one_and_ignore_a_constant_shift():
+  from mrixai_jax.explain import normalized_influence  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng()
+  s = rng.uniform(0, 9.21, size=(7, 12)).astype(np.float32)
+  nis = np.asarray(normalized_influence(s))
+  np.testing.assert_allclose(nis.sum(1), 1.0, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(normalized_influence(s + 3.7)), nis, atol=1e-6)
+  reference = np.exp(s - s.max(1, keepdims=True))
+  np.testing.assert_allclose(nis, reference / reference.sum(1, keepdims=True), atol=1e-6)
+  active = np.arange(12) % 3 != 0
+  masked = np.asarray(normalized_influence(s, active=active))
+  np.testing.assert_array_equal(masked[:, ~active], 0.0)
+  np.testing.assert_allclose(masked.sum(1), 1.0, atol=1e-6)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mrixai_jax.explain import deletion
-from mrixai_jax.explain import faithfulness as fa
+from mrixai_jax.explain import scoring as fa
 from mrixai_jax.explain import statistics
 from mrixai_jax.explain.influence import normalized_influence
 from mrixai_jax.models import prototypes as pm
@@ -27,6 +27,9 @@ class HeadExplainer:
 
   def __init__(self, model: pm.ProtoModel, params: dict, record: dict, batch_size: int):
     self.model, self.params, self.record, self.batch_size = model, params, record, batch_size
+    # NIS runs over the prototypes in use: ProtoPool prototypes in no slot are zero vectors without
+    # a training source and reach no logit, so they get NIS 0 (all prototypes for ProtoPNet/EPPNet).
+    self.active = pm.active_prototypes(model, params)
     self._outputs = jax.jit(lambda p, x: {
         k: v for k, v in pm.image_outputs(model, p, x).items() if k in ("pooled_similarity", "argmin")})
     self._features = jax.jit(lambda p, x: {"z": pm.features(model, p, x)})
@@ -53,7 +56,7 @@ class HeadExplainer:
   def faithfulness(self, images, outputs, source_patches):
     """`(nis [N, P], rho [N, P], F [N], firing corners [N, P, 4])` for windows of the sources' size."""
     size = source_patches.shape[-1]
-    nis = np.asarray(normalized_influence(jnp.asarray(outputs["pooled_similarity"])))
+    nis = np.asarray(normalized_influence(jnp.asarray(outputs["pooled_similarity"]), active=self.active))
     corners = self.firing_corners(outputs["argmin"], size, images.shape[1:3])
     rho = np.asarray(fa.prototype_correlations(images[..., 0], corners, source_patches))
     return nis, rho, np.asarray(fa.faithfulness(nis, rho)), corners
@@ -108,7 +111,8 @@ def explain(explainer: HeadExplainer, samples, trajectory_x0, train_images, expl
   if trajectory_x0 is not None:
     n, k = trajectory_x0.shape[:2]
     pooled = explainer.outputs(trajectory_x0.reshape((n * k,) + trajectory_x0.shape[2:]))["pooled_similarity"]
-    arrays["emergence_nis"] = np.asarray(normalized_influence(jnp.asarray(pooled))).reshape(n, k, -1)
+    arrays["emergence_nis"] = np.asarray(
+        normalized_influence(jnp.asarray(pooled), active=explainer.active)).reshape(n, k, -1)
   summary = dict(statistics.mean_sd(f),
                  ci95=statistics.bootstrap_ci(f, int(e.bootstrap_samples), int(e.seed)),
                  randomized_mean=float(f_random.mean()),

@@ -64,7 +64,7 @@ def cell_center(info: RFInfo, h, w):
 
 def cell_window(info: RFInfo, h: int, w: int, size: int, image_size: int) -> Tuple[int, int, int, int]:
   """`size`×`size` window centred on cell (h, w) as `(y0, x0, y1, x1)`, end exclusive, shifted (not
-  truncated) to lie inside the image; the same rule as `explain.faithfulness.window_corners`."""
+  truncated) to lie inside the image; the same rule as `explain.scoring.window_corners`."""
   if not 0 < size <= image_size:
     raise ValueError(f"window size {size} must be in 1..{image_size}")
   cy, cx = cell_center(info, h, w)

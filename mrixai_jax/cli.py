@@ -7,6 +7,7 @@ stderr with exit code 2, and validates the config before `main` starts.
 
 import importlib.util
 import logging
+import os
 import pathlib
 import sys
 
@@ -17,6 +18,9 @@ from ml_collections import config_flags
 from mrixai_jax import errors
 
 EXIT_USAGE = 2
+
+# TensorFlow (imported by TFDS builders and clu's writers) logs C++ INFO lines at start-up.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def define_config_and_workdir_flags():

@@ -3,7 +3,8 @@
 
   python benchmarks/run.py [--quick] [--json PATH] [--rounds N] [--only NAME,...]
 
-Two long-lived worker processes, ours (JAX) and the reference (torch, diffusers, lpips, skimage,
+Long-lived worker processes, ours (JAX; one per set of library XLA:CPU flags, which depend on the
+image size and are fixed once jax starts) and the reference (torch, diffusers, lpips, skimage,
 numpy), so neither framework's thread pool competes with the other. For every workload:
 1. ours writes the inputs, the reference builds its side from them and writes its weights and
    outputs, ours loads those weights (diffusers layout) and checks its outputs: the max abs error

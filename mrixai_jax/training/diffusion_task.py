@@ -34,15 +34,17 @@ def _grid_rows(num_examples: int, count: int) -> np.ndarray:
 
 
 def make_grid_action(config, workdir: str, model: unet_lib.UNet, schedule, data: dict) -> loop.Action:
-  """Every `train.sample_every` steps: DDIM (`train.sample_grid_steps` steps, η = 0) from the EMA params on
-  `train.sample_grid_size` fixed training masks -> `WORKDIR/train_samples/step_<step>.png`."""
+  """Every `train.sample_every` steps: DDIM (`train.sample_grid_steps` steps, η = 0, x̂0 clipping as in
+  `config.sample`) from the EMA params on `train.sample_grid_size` fixed training masks ->
+  `WORKDIR/train_samples/step_<step>.png`."""
   t = config.train
   rows = _grid_rows(len(data["labels"]), int(t.sample_grid_size))
   labels, real = np.asarray(data["labels"][rows]), np.asarray(data["image"][rows])
   cond = one_hot_labels(jnp.asarray(labels))
   keys = sampling.image_keys(jax.random.PRNGKey(t.seed), 0, len(rows))
   sampler = sampling.Sampler(unet_lib.eps_fn(model), schedule, sampling.ddim_plan(schedule, int(t.sample_grid_steps)),
-                             image_channels=real.shape[-1])
+                             image_channels=real.shape[-1], clip_sample=config.sample.clip_sample,
+                             clip_range=config.sample.clip_range)
 
   def write(step: int, state) -> None:
     params = jax.device_get(state.ema_params)

@@ -18,6 +18,12 @@ def _pyplot():
   return plt
 
 
+def _tissue_legend(plt, fig) -> None:
+  """Figure legend of the prototypes' tissue colours (grey: prototype without a source)."""
+  handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in TISSUE_COLORS.values()]
+  fig.legend(handles, list(TISSUE_NAMES.values()), loc="upper right", fontsize=8)
+
+
 def faithfulness_bars(summary: dict, path) -> None:
   """Bar per head: mean F with its 95% bootstrap CI, and the randomised-prototype control beside it.
 
@@ -57,8 +63,7 @@ def nis_per_prototype(nis_by_head: dict, prototype_class_by_head: dict, path) ->
     ax.set_title(head)
     ax.set_xlabel("prototype")
     ax.set_ylabel("mean NIS")
-  handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in TISSUE_COLORS.values()]
-  fig.legend(handles, list(TISSUE_NAMES.values()), loc="upper right", fontsize=8)
+  _tissue_legend(plt, fig)
   atomic.save_figure(fig, path)
 
 
@@ -78,4 +83,5 @@ def emergence_curves(emergence_by_head: dict, steps, prototype_class_by_head: di
     ax.set_title(head)
     ax.set_xlabel("sampler step (→ less noise)")
     ax.set_ylabel("mean NIS of x̂0")
+  _tissue_legend(plt, fig)
   atomic.save_figure(fig, path)

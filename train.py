@@ -6,16 +6,16 @@ Resumes from the latest checkpoint in DIR; see mrixai_jax/training/loop.py.
 
 import sys
 
-from absl import app
-
 from mrixai_jax import cli
-from mrixai_jax.training import loop, tasks
+from mrixai_jax import config_validation
 
 _CONFIG, _WORKDIR = cli.define_config_and_workdir_flags()
 
 
 def main(argv):
   del argv
+  from mrixai_jax.training import loop, tasks  # pylint: disable=g-import-not-at-top
+
   try:
     tasks.train(_CONFIG.value, _WORKDIR.value)
   except loop.NonFiniteError as e:
@@ -25,4 +25,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, validate=config_validation.validate)

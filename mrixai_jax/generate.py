@@ -23,6 +23,7 @@ import time
 import jax
 import numpy as np
 
+from mrixai_jax import progress
 from mrixai_jax.errors import ConfigError, UserError
 
 SAMPLES_SUBDIR = "samples"
@@ -31,9 +32,6 @@ TRAJECTORY_ROWS = 4
 MASK_SUFFIXES = (".png", ".npy")
 
 
-def _format_duration(seconds: float) -> str:
-  seconds = int(round(seconds))
-  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 class Progress:
@@ -46,7 +44,7 @@ class Progress:
   def update(self, done: int) -> None:
     elapsed = time.perf_counter() - self._start
     rate = done / elapsed if elapsed > 0 else 0.0
-    eta = _format_duration((self._total - done) / rate) if rate > 0 else "?"
+    eta = progress.format_duration((self._total - done) / rate) if rate > 0 else "?"
     print(f"sample: {done}/{self._total} images  {rate:.2f} img/s  ETA {eta}", file=self._stream, flush=True)
 
 

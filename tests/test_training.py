@@ -12,7 +12,7 @@ import pytest
 from configs import demo
 from mrixai_jax.diffusion import losses
 from mrixai_jax.diffusion.conditioning import one_hot_labels
-from mrixai_jax.training import checkpoint, diffusion_task, loop, sample_grid, sharding
+from mrixai_jax.training import checkpoint, diffusion_task, loop, sharding
 from mrixai_jax.training import state as state_lib
 
 SIZE = 16
@@ -164,18 +164,15 @@ def test_bad_data_shapes_are_rejected():
     diffusion_task.build(_config(), "/unused", data={"image": data["image"], "labels": data["labels"][:, :8]})
 
 
-def test_sample_grid_layout():
-  data = _data(3)
-  samples = -data["image"]
-  grid = sample_grid.grid_image(samples, data["labels"], data["image"], scale=2, gap=1)
-  tile = 2 * SIZE
-  assert grid.shape == (3 * tile + 2, 3 * tile + 2, 3) and grid.dtype == np.uint8
-  # Column 1, row 0: the label colours; rows 1-2: the sample and the real image in grey.
-  y, x = np.argwhere(data["labels"][1] == 2)[0]
-  np.testing.assert_array_equal(grid[2 * y, tile + 1 + 2 * x], sample_grid.LABEL_COLOURS[2])
-  real = np.round((np.clip(data["image"][1, y, x, 0], -1, 1) + 1) * 127.5)
-  assert grid[2 * (tile + 1) + 2 * y, tile + 1 + 2 * x, 0] == real
-  assert grid[tile + 1 + 2 * y, tile + 1 + 2 * x, 0] == np.round((np.clip(-data["image"][1, y, x, 0], -1, 1) + 1) * 127.5)
+def test_sample_grid_action_writes_a_png_every_m_steps(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  config = _config(num_steps=4, sample_every=2, sample_grid_size=3, sample_grid_steps=3)
+  loop.run(diffusion_task.build(config, str(tmp_path), data=_data(8)), str(tmp_path))
+  grids = sorted(p.name for p in (tmp_path / diffusion_task.GRID_SUBDIR).iterdir())
+  assert grids == ["step_0000002.png", "step_0000004.png"]
+  with Image.open(tmp_path / diffusion_task.GRID_SUBDIR / grids[-1]) as image:
+    assert image.format == "PNG" and image.size[1] > image.size[0]  # 3 rows (sample | mask | real)
 
 
 def test_ema_warmup_follows_diffusers_emamodel():

@@ -10,7 +10,7 @@ from mrixai_jax.diffusion import losses, sampling
 from mrixai_jax.diffusion import schedule as schedule_lib
 from mrixai_jax.diffusion.conditioning import one_hot_labels
 from mrixai_jax.models import unet as unet_lib
-from mrixai_jax.training import loop, sample_grid
+from mrixai_jax.training import loop
 
 NULL_MASKS = ("zero", "learned")
 GRID_SUBDIR = "train_samples"
@@ -36,7 +36,7 @@ def _grid_rows(num_examples: int, count: int) -> np.ndarray:
 def make_grid_action(config, workdir: str, model: unet_lib.UNet, schedule, data: dict) -> loop.Action:
   """Every `train.sample_every` steps: DDIM (`train.sample_grid_steps` steps, η = 0, x̂0 clipping as in
   `config.sample`) from the EMA params on `train.sample_grid_size` fixed training masks ->
-  `WORKDIR/train_samples/step_<step>.png`."""
+  `WORKDIR/train_samples/step_<step>.png` (rows: sample | mask | real image)."""
   t = config.train
   rows = _grid_rows(len(data["labels"]), int(t.sample_grid_size))
   labels, real = np.asarray(data["labels"][rows]), np.asarray(data["image"][rows])
@@ -50,7 +50,8 @@ def make_grid_action(config, workdir: str, model: unet_lib.UNet, schedule, data:
     params = jax.device_get(state.ema_params)
     samples = np.asarray(sampler(params, keys, cond, null_cond(params)).samples)
     if jax.process_index() == 0:
-      sample_grid.write_grid(os.path.join(workdir, GRID_SUBDIR, f"step_{step:07d}.png"), samples, labels, real)
+      from mrixai_jax.report import figures  # pylint: disable=g-import-not-at-top
+      figures.sample_grid(os.path.join(workdir, GRID_SUBDIR, f"step_{step:07d}.png"), samples, labels, real)
 
   return loop.Action(int(t.sample_every), write)
 

@@ -37,6 +37,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from mrixai_jax import progress
 from mrixai_jax.data.pipeline import BatchIterator
 from mrixai_jax.training import checkpoint as checkpoint_lib
 from mrixai_jax.training import sharding
@@ -104,12 +105,6 @@ def init_state(task: Task, optimizer: optax.GradientTransformation, mesh) -> sta
   return init.compile(compiler_options=options)(init_key, rng)
 
 
-def _format_duration(seconds: float) -> str:
-  seconds = int(round(seconds))
-  return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s" if seconds >= 3600 else \
-      f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 class _Progress:
   """Windowed metric means and rate; ETA from the rate of the current window."""
 
@@ -130,7 +125,7 @@ class _Progress:
     rate = (step - self._start_step) / max(time.perf_counter() - self._start_time, 1e-9)
     scalars = {k: v / max(self._count, 1) for k, v in self._sums.items()}
     scalars["steps_per_sec"] = rate
-    eta = _format_duration((self._num_steps - step) / rate) if rate > 0 else "?"
+    eta = progress.format_duration((self._num_steps - step) / rate) if rate > 0 else "?"
     line = (f"step {step}/{self._num_steps}  loss {scalars.get('loss', math.nan):.4f}  "
             f"{rate:.2f} steps/s  ETA {eta}")
     self._reset(step)

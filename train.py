@@ -2,6 +2,8 @@
 
 Usage: ``python train.py --config=configs/demo.py --workdir=DIR [--config.a.b=value ...]``
 Resumes from the latest checkpoint in DIR; see mrixai_jax/training/loop.py.
+Exit codes: 0 done; 1 training diverged (NaN/Inf); 2 bad config or input; 143 / 130 stopped by
+SIGTERM / SIGINT after saving a checkpoint of the current step (run the same command to resume).
 """
 
 import sys
@@ -21,6 +23,9 @@ def main(argv):
   except loop.NonFiniteError as e:
     print(f"train.py: {e}", file=sys.stderr)
     return 1
+  except loop.Interrupted as e:
+    print(f"train.py: {e}", file=sys.stderr)
+    return e.exit_code
   return 0
 
 

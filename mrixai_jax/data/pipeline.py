@@ -116,6 +116,7 @@ class BatchIterator(Iterator[dict]):
     self._state = {"epoch": 0, "batch": 0}
     self._queue = None
     self._stop = None
+    self._thread = None
 
   def get_state(self) -> dict:
     """Position after the last batch returned: `{"epoch": int, "batch": int}`."""
@@ -164,15 +165,19 @@ class BatchIterator(Iterator[dict]):
       return batch
     if self._queue is None:
       self._queue, self._stop = queue.Queue(self._prefetch), threading.Event()
-      threading.Thread(target=self._produce, args=(dict(self._state), self._queue, self._stop),
-                       daemon=True).start()
+      self._thread = threading.Thread(target=self._produce, args=(dict(self._state), self._queue, self._stop),
+                                      daemon=True)
+      self._thread.start()
     batch, self._state = self._queue.get()
     return batch
 
   def _shutdown(self) -> None:
+    """Stops and joins the prefetch thread: a daemon thread still inside XLA when the interpreter exits
+    can abort the process ("terminate called after throwing ...")."""
     if self._stop is not None:
       self._stop.set()
-    self._queue = self._stop = None
+      self._thread.join()
+    self._queue = self._stop = self._thread = None
 
   def close(self) -> None:
     """Stops the prefetch thread."""

@@ -22,12 +22,19 @@ from the latest one in WORKDIR, clu metric writers (TensorBoard + log lines), pr
 steps/s and ETA, and the NaN/Inf guard: a non-finite loss or parameter stops the run
 (`NonFiniteError` naming the step) before anything of that step is saved, so the last checkpoint
 stays the last good one.
+
+Interruption: SIGTERM or SIGINT during `run` only sets a flag; after the step in flight finishes,
+the loop saves a checkpoint of that step (unless it was just saved) and raises `Interrupted`, which
+`train.py` turns into exit code 128 + signal (143 for SIGTERM, 130 for SIGINT). The next start
+resumes from that checkpoint. A checkpoint is never written in the middle of a step.
 """
 
 import dataclasses
 import logging as py_logging
 import math
 import os
+import signal
+import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -67,7 +74,44 @@ class Task:
 
 
 class NonFiniteError(RuntimeError):
-  """The loss or the updated parameters became NaN/Inf."""
+  """The loss, the gradients or the updated parameters became NaN/Inf."""
+
+
+class Interrupted(Exception):
+  """SIGTERM/SIGINT stopped training after checkpointing `step`; `exit_code` is 128 + the signal number."""
+
+  def __init__(self, message: str, signum: int, step: int):
+    super().__init__(message)
+    self.exit_code = 128 + signum
+    self.step = step
+
+
+class StopSignals:
+  """Context manager: while active, SIGTERM/SIGINT set `received` (the signal number) instead of killing.
+
+  Only installs handlers on the main thread (signal handlers cannot be set elsewhere); restores the
+  previous handlers on exit.
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signum
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+    return self
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+    return False
 
 
 def make_train_step(task: Task, optimizer: optax.GradientTransformation, lr_schedule, mesh):
@@ -80,7 +124,7 @@ def make_train_step(task: Task, optimizer: optax.GradientTransformation, lr_sche
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(loss)
-    for leaf in jax.tree_util.tree_leaves(params):
+    for leaf in jax.tree_util.tree_leaves((grads, params)):
       finite &= jnp.all(jnp.isfinite(leaf))
     metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads),
                    learning_rate=lr_schedule(state.step), finite=finite)
@@ -180,29 +224,36 @@ def run(task: Task, workdir: str, mesh=None) -> state_lib.TrainState:
   step = int(state.step)
   progress = _Progress(step, num_steps)
   last_saved = latest
-  try:
-    while step < num_steps:
-      state, metrics = train_step(state, next(batches))
-      step += 1
-      metrics = _host_metrics(metrics)
-      if not metrics.pop("finite"):
-        saved = f"step {last_saved} in {checkpoints.directory}" if last_saved is not None else "none yet"
-        raise NonFiniteError(f"{task.name}: non-finite loss or parameters at step {step} (loss {metrics['loss']}); "
-                             f"stopped. Last good checkpoint: {saved}. Lower train.learning_rate or check the data.")
-      progress.add(metrics)
-      if step % int(t.log_every) == 0 or step == num_steps:
-        scalars, line = progress.report(step)
-        writer.write_scalars(step, scalars)
-        logging.info("%s: %s", task.name, line)
-      if step % int(t.checkpoint_every) == 0 or step == num_steps:
-        checkpoints.save(step, state, batches.get_state())
-        last_saved = step
-      for action in task.actions:
-        if action.every > 0 and step % action.every == 0:
-          action.fn(step, state)
-  finally:
-    writer.flush()
-    writer.close()
-    batches.close()
-    checkpoints.close()
+  with StopSignals() as stop:
+    try:
+      while step < num_steps:
+        state, metrics = train_step(state, next(batches))
+        step += 1
+        metrics = _host_metrics(metrics)
+        if not metrics.pop("finite"):
+          saved = f"step {last_saved} in {checkpoints.directory}" if last_saved is not None else "none yet"
+          raise NonFiniteError(f"{task.name}: non-finite loss, gradients or parameters at step {step} "
+                               f"(loss {metrics['loss']}); stopped. Last good checkpoint: {saved}. Lower train.learning_rate or check the data.")
+        progress.add(metrics)
+        if step % int(t.log_every) == 0 or step == num_steps:
+          scalars, line = progress.report(step)
+          writer.write_scalars(step, scalars)
+          logging.info("%s: %s", task.name, line)
+        if step % int(t.checkpoint_every) == 0 or step == num_steps:
+          checkpoints.save(step, state, batches.get_state())
+          last_saved = step
+        for action in task.actions:
+          if action.every > 0 and step % action.every == 0:
+            action.fn(step, state)
+        if stop.received is not None and step < num_steps:
+          if last_saved != step:
+            checkpoints.save(step, state, batches.get_state())
+          name = signal.Signals(stop.received).name
+          raise Interrupted(f"{task.name}: {name} received; saved checkpoint step {step} in {checkpoints.directory}; "
+                            f"run the same command again to resume", stop.received, step)
+    finally:
+      writer.flush()
+      writer.close()
+      batches.close()
+      checkpoints.close()
   return state

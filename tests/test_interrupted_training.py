@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import demo
 from mrixai_jax.training import checkpoint, loop
+from tests import tiny_task
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NUM_STEPS, EVERY = 40, 10
@@ -126,25 +126,12 @@ def test_sigterm_saves_current_step_exits_143_and_resume_matches(tmp_path, tfds_
   _assert_same_params(workdir, straight_run)
 
 
-def _tiny_task(loss_fn, **train) -> loop.Task:
-  c = demo.get_config().train
-  c.update(dict(batch_size=4, num_steps=4, warmup_steps=0, checkpoint_every=1, log_every=100, keep_checkpoints=2))
-  c.update(train)
-  return loop.Task(name="tiny", train_config=c, data={"x": np.arange(8, dtype=np.float32)[:, None]},
-                   init_params=lambda key: {"w": jax.random.normal(key, (1,))}, loss_fn=loss_fn)
-
-
-def _quadratic(params, batch, key):
-  del key
-  return jnp.mean((batch["x"] * params["w"] - 1.0) ** 2), {}
-
-
 def test_sigint_in_process_checkpoints_the_step_in_flight(tmp_path):
   def interrupt(step, state):
     del state
     os.kill(os.getpid(), signal.SIGINT)
 
-  task = _tiny_task(_quadratic, num_steps=6, checkpoint_every=100)
+  task = tiny_task.build(tiny_task.quadratic, num_steps=6, checkpoint_every=100)
   task.actions = (loop.Action(every=2, fn=interrupt),)
   previous = signal.getsignal(signal.SIGINT)
   with pytest.raises(loop.Interrupted, match="SIGINT received; saved checkpoint step 2") as info:
@@ -160,5 +147,5 @@ def test_nan_gradient_with_finite_loss_stops_at_step_1(tmp_path):
     return jnp.sum(jnp.sqrt(params["w"] * 0.0)), {}
 
   with pytest.raises(loop.NonFiniteError, match="gradients or parameters at step 1") as info:
-    loop.run(_tiny_task(loss_fn), str(tmp_path))
+    loop.run(tiny_task.build(loss_fn), str(tmp_path))
   assert "loss 0.0" in str(info.value)

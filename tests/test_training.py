@@ -148,9 +148,10 @@ def test_learning_rate_schedule_warmup_and_cosine():
 def test_restore_into_a_different_model_names_the_checkpoint(tmp_path):
   saver = checkpoint.Checkpointer(str(tmp_path), keep=1)
   saver.save(1, {"w": jnp.zeros(3)}, {"epoch": 0, "batch": 1})
-  with pytest.raises(ValueError, match=r"checkpoint .*/1 does not fit the configured model"):
-    saver.restore(1, {"w": jnp.zeros(4)})
+  with pytest.raises(checkpoint.CheckpointError, match=r"no readable checkpoint in .* \(tried steps \[1\]\).*config"):
+    saver.restore_latest({"w": jnp.zeros(4)})
   saver.close()
+  assert (tmp_path / "1").is_dir()  # a config mismatch is not corruption: nothing is set aside
 
 
 def test_load_inference_params_without_checkpoint_is_a_clear_error(tmp_path):

@@ -223,9 +223,8 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
   steps_per_epoch = batches.batches_per_epoch
   state = jax.device_put(init_state(model, heads, steps_per_epoch, pretrained), sharding.replicated(mesh))
   checkpoints = checkpoint_lib.Checkpointer(os.path.join(out_dir, "checkpoints"), int(train_cfg.keep_checkpoints))
-  latest = checkpoints.latest_step()
+  latest, state, position = checkpoints.restore_latest(state)
   if latest is not None:
-    state, position = checkpoints.restore(latest, state)
     batches.set_state(position)
     logging.info("heads/%s: resumed from step %d", heads.kind, latest)
   steps = {phase: make_train_step(model, heads, phase, class_weight, steps_per_epoch, mesh) for phase in PHASES}
@@ -267,12 +266,11 @@ def load(config, workdir: str, kind: str, image_size: int):
   directory = os.path.join(head_dir(workdir, kind), "checkpoints")
   checkpoints = checkpoint_lib.Checkpointer(directory, int(heads.train.keep_checkpoints))
   try:
-    latest = checkpoints.latest_step()
+    like = jax.eval_shape(_state_fn(model, heads, 1), jnp.uint32(0), None)
+    latest, state, _ = checkpoints.restore_latest(like)
     if latest is None:
       raise FileNotFoundError(f"{directory} holds no checkpoint (train first: python train.py "
                               f"--config.task=heads --config.heads.kind={kind})")
-    like = jax.eval_shape(_state_fn(model, heads, 1), jnp.uint32(0), None)
-    state, _ = checkpoints.restore(latest, like)
   finally:
     checkpoints.close()
   return model, jax.device_get(state["params"]), push.load_record(head_dir(workdir, kind))

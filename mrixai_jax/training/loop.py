@@ -213,9 +213,8 @@ def run(task: Task, workdir: str, mesh=None) -> state_lib.TrainState:
   batches = BatchIterator(dict(task.data), int(t.batch_size), seed=int(t.seed),
                           sharding=sharding.batch_sharding(mesh), prefetch=task.prefetch)
   checkpoints = checkpoint_lib.Checkpointer(os.path.join(workdir, task.checkpoint_subdir), int(t.keep_checkpoints))
-  latest = checkpoints.latest_step()
+  latest, state, position = checkpoints.restore_latest(state)
   if latest is not None:
-    state, position = checkpoints.restore(latest, state)
     batches.set_state(position)
     logging.info("%s: resumed from step %d (%s)", task.name, latest, checkpoints.directory)
   writer = metric_writers.create_default_writer(os.path.join(workdir, "logs", task.name),

@@ -1,8 +1,10 @@
 """Shared entry-point plumbing for ``train.py``, ``sample.py``, ``explain.py``.
 
-``--config=configs/X.py`` (with ``--config.a.b=v`` overrides) and ``--workdir=DIR`` are defined
-here; `run(main)` parses them, turns config mistakes and `UserError`s into one clear line on
-stderr with exit code 2, and validates the config before `main` starts.
+``--config=configs/X.py`` (with ``--config.a.b=v`` overrides), ``--workdir=DIR`` and ``--overwrite``
+are defined here; `run(main)` parses them, turns config mistakes and `UserError`s into one clear
+line on stderr with exit code 2, validates the config and checks it against the one recorded in
+the workdir (mrixai_jax/workdir.py; the entry point is named by the script, e.g. "train") before
+`main` starts.
 """
 
 import importlib.util
@@ -16,6 +18,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from mrixai_jax import errors
+from mrixai_jax import workdir as workdir_lib
 
 EXIT_USAGE = 2
 
@@ -28,6 +31,8 @@ def define_config_and_workdir_flags():
   config = config_flags.DEFINE_config_file(
       "config", None, "ml_collections config file, e.g. configs/demo.py.", lock_config=True)
   workdir = flags.DEFINE_string("workdir", None, "Directory for every output of the run.")
+  flags.DEFINE_boolean("overwrite", False, "Continue in --workdir although it was run with a different config "
+                       "(the new config is recorded; outputs already there are reused).")
   flags.mark_flags_as_required(["config", "workdir"])
   return config, workdir
 
@@ -86,6 +91,9 @@ def run(main, validate=None):
     try:
       if validate is not None:
         validate(flags.FLAGS.config)
+      if "overwrite" in flags.FLAGS:  # defined with --config/--workdir by define_config_and_workdir_flags
+        workdir_lib.check_and_record(flags.FLAGS.config, flags.FLAGS.workdir, pathlib.Path(sys.argv[0]).stem,
+                                     flags.FLAGS.overwrite)
       return main(argv)
     except errors.UserError as e:
       _fail(str(e))

@@ -158,6 +158,9 @@ def _scan(path: str, force: bool) -> tuple:
   """Reads headers under `path`: (frames of MR images, series descriptions, skipped notes)."""
   frames, info, skipped = [], {}, []
   for file in _files_under(path):
+    if not os.path.isfile(file):  # a FIFO or device would block or never end; a broken link has no data
+      skipped.append((file, "not a regular file (FIFO, socket, device or broken link)"))
+      continue
     try:
       ds = pydicom.dcmread(file, stop_before_pixels=True, force=force)
     except InvalidDicomError:

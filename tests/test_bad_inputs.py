@@ -5,6 +5,9 @@ the file and the problem, or skips the file with a note in `meta["skipped"]`.
 """
 
 import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -55,3 +58,22 @@ def test_unreadable_file_is_named(series_folder):
       dicom.load_series(str(folder))
   finally:
     os.chmod(path, 0o644)
+
+
+@pytest.mark.parametrize("name, shape, fragment", [
+    ("small.png", (16, 16), "is 16x16, image is 64x64"),
+    ("labels.png", None, "label values [9] outside 0..3"),
+])
+def test_sample_cli_bad_mask_is_one_line_naming_the_file(tmp_path, name, shape, fragment):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  masks = tmp_path / "masks"
+  masks.mkdir()
+  array = np.zeros(shape, np.uint8) if shape else np.full((64, 64), 9, np.uint8)
+  Image.fromarray(array).save(masks / name)
+  proc = subprocess.run([sys.executable, "sample.py", "--config=configs/demo.py", f"--workdir={tmp_path / 'run'}",
+                         f"--masks={masks}"], capture_output=True, text=True, timeout=300,
+                        cwd=pathlib.Path(__file__).resolve().parents[1])
+  last = proc.stderr.strip().splitlines()[-1]
+  print(last)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert last.startswith("sample.py: error: ") and name in last and fragment in last

@@ -110,7 +110,7 @@ def make_train_step(model: pm.ProtoModel, heads, phase: str, class_weight, steps
     updates, opt_state = optimizer.update(grads, state["opt"][phase], state["params"])
     params = optax.apply_updates(state["params"], updates)
     finite = jnp.isfinite(loss)
-    for leaf in jax.tree_util.tree_leaves(params):
+    for leaf in jax.tree_util.tree_leaves((grads, params)):
       finite &= jnp.all(jnp.isfinite(leaf))
     new_state = dict(state, step=state["step"] + 1, params=params, opt=dict(state["opt"], **{phase: opt_state}))
     return new_state, dict(metrics, loss=loss, gumbel_scale=scale, finite=finite)
@@ -242,7 +242,7 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
       step += 1
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       if not metrics.pop("finite"):
-        raise FloatingPointError(f"heads/{heads.kind}: non-finite loss or parameters at step {step} "
+        raise FloatingPointError(f"heads/{heads.kind}: non-finite loss, gradients or parameters at step {step} "
                                  f"(loss {metrics['loss']}); lower heads.train learning rates")
       log.add(metrics)
       if step % int(train_cfg.log_every) == 0 or step == bounds[2]:

@@ -1,8 +1,8 @@
 """XLA:CPU flags the library sets because they measurably speed up its workloads.
 
-`configure()` appends them to `XLA_FLAGS`; XLA reads that variable once, when jax creates its
-first backend, so call it before any jax computation (the entry points do, first thing). It
-changes nothing when:
+`configure(image_size)` appends them to `XLA_FLAGS`; XLA reads that variable once, when jax
+creates its first backend, so call it before any jax computation (first thing in an entry point,
+with the config's `data.image_size`; `benchmarks/worker.py` does). It changes nothing when:
 - `MRIXAI_XLA_FLAGS=0` (opt-out; also `false`, `no`, `off`),
 - jax already created a backend (too late to matter),
 - the flag is already in `XLA_FLAGS` (the user's setting wins),

@@ -89,6 +89,10 @@ def run(main, validate=None):
     # jax logs at INFO that it found no TPU; users need not see that on every start.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     try:
+      # Before anything initialises a JAX backend (validate counts devices).
+      from mrixai_jax import xla_flags  # pylint: disable=g-import-not-at-top
+      config = flags.FLAGS.config if "config" in flags.FLAGS else None
+      xla_flags.configure(None if config is None else config.data.image_size)
       if validate is not None:
         validate(flags.FLAGS.config)
       if "overwrite" in flags.FLAGS:  # defined with --config/--workdir by define_config_and_workdir_flags

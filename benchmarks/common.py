@@ -33,6 +33,17 @@ class Missing(Exception):
 
 
 # ----------------------------------------------------------------------------- statistics
+def median_call_seconds(fn, *args, reps: int) -> float:
+  """Median wall seconds of `fn(*args)` (a jax function) over `reps` calls, after one warm-up."""
+  fn(*args).block_until_ready()
+  times = []
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    fn(*args).block_until_ready()
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
 def summarize(xs) -> dict:
   """Median, min, max and count of a list of seconds."""
   return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}

@@ -10,15 +10,15 @@ convolution here).
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+
+import common  # noqa: E402
 
 DN = ("NHWC", "HWIO", "NHWC")
 # (H = W, C_in, C_out) of 3x3 convolutions in configs/demo.py's UNet (64² input)
@@ -42,15 +42,6 @@ def dw_im2col(x, w, dy):
   return jnp.einsum("nk,nc->kc", patches.reshape(-1, 9 * cin), dy.reshape(-1, cout)).reshape(3, 3, cin, cout)
 
 
-def timed(fn, *args, reps):
-  fn(*args).block_until_ready()
-  times = []
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    fn(*args).block_until_ready()
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
-
 
 def main():
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -67,7 +58,7 @@ def main():
     fns = [jax.jit(dw_xla), jax.jit(dw_im2col)]
     err = float(jnp.abs(fns[0](x, w, dy) - fns[1](x, w, dy)).max())
     flops = 2.0 * args.batch * hw * hw * 9 * cin * cout
-    rates = [flops / timed(f, x, w, dy, reps=args.reps) / 1e9 for f in fns]
+    rates = [flops / common.median_call_seconds(f, x, w, dy, reps=args.reps) / 1e9 for f in fns]
     print(f"| {hw} | {cin} -> {cout} | {rates[0]:.0f} | {rates[1]:.0f} | {err:.1e} |", flush=True)
 
 

@@ -9,9 +9,7 @@ bound for any formulation) and a square 2048³ matmul (the peak).
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -19,17 +17,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+import common  # noqa: E402
+
 from mrixai_jax.models import proto_engine  # noqa: E402
 
-
-def median_seconds(fn, *args, reps):
-  fn(*args).block_until_ready()
-  times = []
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    fn(*args).block_until_ready()
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
 
 
 def main():
@@ -48,7 +39,7 @@ def main():
       ("square matmul 2048^3", jax.jit(jnp.dot), (square, square), 2.0 * 2048 ** 3),
   ]
   for name, fn, fargs, flops in rows:
-    s = median_seconds(fn, *fargs, reps=args.reps)
+    s = common.median_call_seconds(fn, *fargs, reps=args.reps)
     print(f"{name:34s} {s * 1e3:8.3f} ms  {flops / s / 1e9:6.0f} GFLOP/s", flush=True)
 
 

@@ -64,13 +64,13 @@ def cell_center(info: RFInfo, h, w):
 
 def cell_window(info: RFInfo, h: int, w: int, size: int, image_size: int) -> Tuple[int, int, int, int]:
   """`size`×`size` window centred on cell (h, w) as `(y0, x0, y1, x1)`, end exclusive, shifted (not
-  truncated) to lie inside the image; the same rule as `explain.scoring.window_corners`."""
+  truncated) to lie inside the image: `explain.scoring.window_corners` for one cell."""
+  from mrixai_jax.explain import scoring  # pylint: disable=g-import-not-at-top
+
   if not 0 < size <= image_size:
     raise ValueError(f"window size {size} must be in 1..{image_size}")
-  cy, cx = cell_center(info, h, w)
-  y0 = min(max(math.floor(cy - size / 2), 0), image_size - size)
-  x0 = min(max(math.floor(cx - size / 2), 0), image_size - size)
-  return (y0, x0, y0 + size, x0 + size)
+  corners = scoring.window_corners(cell_center(info, h, w), size, (image_size, image_size))
+  return tuple(int(v) for v in corners)
 
 
 def vgg_layers(config: Sequence[Union[int, str]]) -> list:

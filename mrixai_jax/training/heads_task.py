@@ -12,6 +12,10 @@ get exactly zero updates and no gradient computation. ProtoPool's Gumbel multipl
 Outputs in `WORKDIR/heads/<kind>/`: `checkpoints/<step>` (Orbax: params, optimizer states, step,
 RNG, data position; a run resumes from the latest), `push.npz` / `push.json` (provenance),
 `prototype_gallery.png`, `metrics.jsonl` (logged means).
+
+Stops (`interrupts`): SIGTERM/SIGINT checkpoint the last finished step (at the push step, after
+the push) and raise `Interrupted` (exit 143 / 130 from `train.py`); a non-finite loss, gradient or
+parameter raises `NonFiniteError` naming the step before that step is saved.
 """
 
 import json
@@ -31,6 +35,7 @@ from mrixai_jax.models import proto_heads as ph
 from mrixai_jax.models import prototypes as pm
 from mrixai_jax.models import tissue_cells
 from mrixai_jax.training import checkpoint as checkpoint_lib
+from mrixai_jax.training import interrupts
 from mrixai_jax.training import sharding
 
 PHASES = ("warm", "joint", "last_layer")
@@ -109,11 +114,8 @@ def make_train_step(model: pm.ProtoModel, heads, phase: str, class_weight, steps
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = optimizer.update(grads, state["opt"][phase], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    finite = jnp.isfinite(loss)
-    for leaf in jax.tree_util.tree_leaves((grads, params)):
-      finite &= jnp.all(jnp.isfinite(leaf))
     new_state = dict(state, step=state["step"] + 1, params=params, opt=dict(state["opt"], **{phase: opt_state}))
-    return new_state, dict(metrics, loss=loss, gumbel_scale=scale, finite=finite)
+    return new_state, dict(metrics, loss=loss, gumbel_scale=scale, finite=interrupts.all_finite(loss, grads, params))
 
   rep, batch = sharding.replicated(mesh), sharding.batch_sharding(mesh)
   return jax.jit(step, in_shardings=(rep, batch), out_shardings=(rep, rep), donate_argnums=(0,))
@@ -228,31 +230,37 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
     batches.set_state(position)
     logging.info("heads/%s: resumed from step %d", heads.kind, latest)
   steps = {phase: make_train_step(model, heads, phase, class_weight, steps_per_epoch, mesh) for phase in PHASES}
-  step = int(state["step"])
-  log = _Metrics(os.path.join(out_dir, "metrics.jsonl"), f"heads/{heads.kind}", step, bounds[2])
-  try:
-    while True:
-      if step == bounds[1] and not int(state["pushed"]):
-        state = _do_push(model, state, heads, data, out_dir, mesh)
-        checkpoints.save(step, state, batches.get_state())
-      if step >= bounds[2] or (stop_at is not None and step >= stop_at):
-        break
-      phase = phase_at(step, bounds)
-      state, metrics = steps[phase](state, next(batches))
-      step += 1
-      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      if not metrics.pop("finite"):
-        raise FloatingPointError(f"heads/{heads.kind}: non-finite loss, gradients or parameters at step {step} "
-                                 f"(loss {metrics['loss']}); lower heads.train learning rates")
-      log.add(metrics)
-      if step % int(train_cfg.log_every) == 0 or step == bounds[2]:
-        log.report(step, phase)
-      stopping = stop_at is not None and step == stop_at
-      if step != bounds[1] and (step % int(train_cfg.checkpoint_every) == 0 or step == bounds[2] or stopping):
-        checkpoints.save(step, state, batches.get_state())
-  finally:
-    batches.close()
-    checkpoints.close()
+  step, last_saved, name = int(state["step"]), latest, f"heads/{heads.kind}"
+  log = _Metrics(os.path.join(out_dir, "metrics.jsonl"), name, step, bounds[2])
+
+  def save():
+    nonlocal last_saved
+    checkpoints.save(step, state, batches.get_state())
+    last_saved = step
+
+  with interrupts.StopSignals() as stop:
+    try:
+      while True:
+        if step == bounds[1] and not int(state["pushed"]):
+          state = _do_push(model, state, heads, data, out_dir, mesh)
+          save()
+        if step >= bounds[2] or (stop_at is not None and step >= stop_at):
+          break
+        stop.raise_if_received(name, step, None if last_saved == step else save, checkpoints.directory)
+        phase = phase_at(step, bounds)
+        state, metrics = steps[phase](state, next(batches))
+        step += 1
+        metrics = interrupts.check_finite(jax.device_get(metrics), name, step, last_saved, checkpoints.directory,
+                                          "Lower the heads.train learning rates.")
+        log.add({k: float(v) for k, v in metrics.items()})
+        if step % int(train_cfg.log_every) == 0 or step == bounds[2]:
+          log.report(step, phase)
+        stopping = stop_at is not None and step == stop_at
+        if step != bounds[1] and (step % int(train_cfg.checkpoint_every) == 0 or step == bounds[2] or stopping):
+          save()
+    finally:
+      batches.close()
+      checkpoints.close()
   record = push.load_record(out_dir) if int(state["pushed"]) else None
   return model, jax.device_get(state["params"]), record
 

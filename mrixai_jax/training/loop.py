@@ -19,27 +19,20 @@ The loop owns *how*: a 1-D device mesh (batch sharded, state replicated), one ji
 the state donated, AdamW with warmup + cosine/constant schedule and clipping, the EMA (`ema_decay`,
 warmed up as diffusers' EMAModel), Orbax checkpoints (state + data position) with automatic resume
 from the latest one in WORKDIR, clu metric writers (TensorBoard + log lines), progress lines with
-steps/s and ETA, and the NaN/Inf guard: a non-finite loss or parameter stops the run
+steps/s and ETA, and the stops of `interrupts`: a non-finite loss, gradient or parameter stops the run
 (`NonFiniteError` naming the step) before anything of that step is saved, so the last checkpoint
-stays the last good one.
-
-Interruption: SIGTERM or SIGINT during `run` only sets a flag; after the step in flight finishes,
-the loop saves a checkpoint of that step (unless it was just saved) and raises `Interrupted`, which
-`train.py` turns into exit code 128 + signal (143 for SIGTERM, 130 for SIGINT). The next start
-resumes from that checkpoint. A checkpoint is never written in the middle of a step.
+stays the last good one; SIGTERM/SIGINT checkpoint the step in flight and raise `Interrupted`
+(exit code 143 / 130 from `train.py`).
 """
 
 import dataclasses
 import logging as py_logging
 import math
 import os
-import signal
-import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import logging
@@ -47,6 +40,8 @@ from absl import logging
 from mrixai_jax import progress
 from mrixai_jax.data.pipeline import BatchIterator
 from mrixai_jax.training import checkpoint as checkpoint_lib
+from mrixai_jax.training import interrupts
+from mrixai_jax.training.interrupts import Interrupted, NonFiniteError  # noqa: F401  (what loop.run raises)
 from mrixai_jax.training import sharding
 from mrixai_jax.training import state as state_lib
 
@@ -73,47 +68,6 @@ class Task:
   prefetch: int = 2
 
 
-class NonFiniteError(RuntimeError):
-  """The loss, the gradients or the updated parameters became NaN/Inf."""
-
-
-class Interrupted(Exception):
-  """SIGTERM/SIGINT stopped training after checkpointing `step`; `exit_code` is 128 + the signal number."""
-
-  def __init__(self, message: str, signum: int, step: int):
-    super().__init__(message)
-    self.exit_code = 128 + signum
-    self.step = step
-
-
-class StopSignals:
-  """Context manager: while active, SIGTERM/SIGINT set `received` (the signal number) instead of killing.
-
-  Only installs handlers on the main thread (signal handlers cannot be set elsewhere); restores the
-  previous handlers on exit.
-  """
-
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-  def __init__(self):
-    self.received = None
-    self._previous = {}
-
-  def _handle(self, signum, frame):
-    del frame
-    self.received = signum
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-    return self
-
-  def __exit__(self, *exc):
-    for s, handler in self._previous.items():
-      signal.signal(s, handler)
-    return False
-
-
 def make_train_step(task: Task, optimizer: optax.GradientTransformation, lr_schedule, mesh):
   """`step(state, batch) -> (state, metrics)`, jit-compiled with `state` donated and replicated, batch sharded."""
   decay = float(task.train_config.ema_decay)
@@ -123,11 +77,8 @@ def make_train_step(task: Task, optimizer: optax.GradientTransformation, lr_sche
     (loss, metrics), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(state.params, batch, key)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    finite = jnp.isfinite(loss)
-    for leaf in jax.tree_util.tree_leaves((grads, params)):
-      finite &= jnp.all(jnp.isfinite(leaf))
-    metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads),
-                   learning_rate=lr_schedule(state.step), finite=finite)
+    metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads), learning_rate=lr_schedule(state.step),
+                   finite=interrupts.all_finite(loss, grads, params))
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               ema_params=state_lib.ema_update(state.ema_params, params, state_lib.ema_decay(state.step, decay)))
     return new_state, metrics
@@ -223,16 +174,13 @@ def run(task: Task, workdir: str, mesh=None) -> state_lib.TrainState:
   step = int(state.step)
   progress = _Progress(step, num_steps)
   last_saved = latest
-  with StopSignals() as stop:
+  with interrupts.StopSignals() as stop:
     try:
       while step < num_steps:
         state, metrics = train_step(state, next(batches))
         step += 1
-        metrics = _host_metrics(metrics)
-        if not metrics.pop("finite"):
-          saved = f"step {last_saved} in {checkpoints.directory}" if last_saved is not None else "none yet"
-          raise NonFiniteError(f"{task.name}: non-finite loss, gradients or parameters at step {step} "
-                               f"(loss {metrics['loss']}); stopped. Last good checkpoint: {saved}. Lower train.learning_rate or check the data.")
+        metrics = interrupts.check_finite(_host_metrics(metrics), task.name, step, last_saved, checkpoints.directory,
+                                          "Lower train.learning_rate or check the data.")
         progress.add(metrics)
         if step % int(t.log_every) == 0 or step == num_steps:
           scalars, line = progress.report(step)
@@ -244,12 +192,9 @@ def run(task: Task, workdir: str, mesh=None) -> state_lib.TrainState:
         for action in task.actions:
           if action.every > 0 and step % action.every == 0:
             action.fn(step, state)
-        if stop.received is not None and step < num_steps:
-          if last_saved != step:
-            checkpoints.save(step, state, batches.get_state())
-          name = signal.Signals(stop.received).name
-          raise Interrupted(f"{task.name}: {name} received; saved checkpoint step {step} in {checkpoints.directory}; "
-                            f"run the same command again to resume", stop.received, step)
+        if step < num_steps:
+          save = None if last_saved == step else lambda: checkpoints.save(step, state, batches.get_state())
+          stop.raise_if_received(task.name, step, save, checkpoints.directory)
     finally:
       writer.flush()
       writer.close()

@@ -5,7 +5,9 @@ Usage:
       [--steps=S] [--seed=K] [--masks=FOLDER] [--eta=E] [--guidance_scale=W] [--batch_size=B] [--dicom]
       [--config.sample.KEY=value ...]
 
-The short flags override `config.sample.*`; outputs go to DIR/samples/ (see mrixai_jax.generate).
+The short flags set `config.sample.*` before the config is validated and compared with the one
+recorded in DIR (so a rerun with other sampling flags is refused unless --overwrite, which first
+deletes the old samples); outputs go to DIR/samples/ (see mrixai_jax.generate).
 """
 
 import logging
@@ -28,18 +30,20 @@ _MASKS = flags.DEFINE_string("masks", None, "Folder of PNG/NPY label maps (defau
 _DICOM = flags.DEFINE_bool("dicom", None, "Also write DICOM Secondary Capture files (sample.write_dicom).")
 
 
+def apply_flags(config) -> None:
+  """Sets this script's short flags in `config.sample` (in place; run by `cli.run` before any check)."""
+  generate.apply_overrides(
+      config, num_samples=_NUM_SAMPLES.value, sampler=_SAMPLER.value, steps=_STEPS.value, seed=_SEED.value,
+      batch_size=_BATCH_SIZE.value, eta=_ETA.value, guidance_scale=_GUIDANCE.value, write_dicom=_DICOM.value)
+
+
 def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every restore detail at INFO
-  config = generate.apply_overrides(
-      _CONFIG.value, num_samples=_NUM_SAMPLES.value, sampler=_SAMPLER.value, steps=_STEPS.value,
-      seed=_SEED.value, batch_size=_BATCH_SIZE.value, eta=_ETA.value, guidance_scale=_GUIDANCE.value,
-      write_dicom=_DICOM.value)
-  config_validation.validate(config)
-  summary = generate.run(config, _WORKDIR.value, masks_path=_MASKS.value)
+  summary = generate.run(_CONFIG.value, _WORKDIR.value, masks_path=_MASKS.value)
   print(f"sample: wrote {summary['num_samples']} images to {summary['out_dir']} "
         f"({summary['images_per_second']:.2f} img/s)")
 
 
 if __name__ == "__main__":
-  cli.run(main, validate=config_validation.validate)
+  cli.run(main, validate=config_validation.validate, prepare=apply_flags)

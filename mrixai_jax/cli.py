@@ -2,9 +2,10 @@
 
 ``--config=configs/X.py`` (with ``--config.a.b=v`` overrides), ``--workdir=DIR`` and ``--overwrite``
 are defined here; `run(main)` parses them, turns config mistakes and `UserError`s into one clear
-line on stderr with exit code 2, validates the config and checks it against the one recorded in
-the workdir (mrixai_jax/workdir.py; the entry point is named by the script, e.g. "train") before
-`main` starts.
+line on stderr with exit code 2, applies the script's own flags to the config (`prepare`), validates
+it and checks it against the one recorded in the workdir (mrixai_jax/workdir.py; the entry point is
+named by the script, e.g. "train") before `main` starts. With ``--overwrite`` a different config
+replaces the recorded one after the outputs it invalidates are removed (one line lists them).
 """
 
 import importlib.util
@@ -31,8 +32,8 @@ def define_config_and_workdir_flags():
   config = config_flags.DEFINE_config_file(
       "config", None, "ml_collections config file, e.g. configs/demo.py.", lock_config=True)
   workdir = flags.DEFINE_string("workdir", None, "Directory for every output of the run.")
-  flags.DEFINE_boolean("overwrite", False, "Continue in --workdir although it was run with a different config "
-                       "(the new config is recorded; outputs already there are reused).")
+  flags.DEFINE_boolean("overwrite", False, "Continue in --workdir although it was run with a different config: "
+                       "outputs computed from the changed config sections are deleted, the new config is recorded.")
   flags.mark_flags_as_required(["config", "workdir"])
   return config, workdir
 
@@ -82,8 +83,13 @@ def _parse_flags(argv):
     _fail(str(e))
 
 
-def run(main, validate=None):
-  """`absl.app.run(main)` with one-line errors; `validate(config)` may raise `ConfigError`."""
+def run(main, validate=None, prepare=None):
+  """`absl.app.run(main)` with one-line errors.
+
+  prepare(config): sets the script's own flags in the parsed config, in place (sample.py's
+  `--num_samples` etc.), so they are validated and recorded/compared in the workdir like any
+  `--config.KEY` override; validate(config): may raise `ConfigError`.
+  """
 
   def guarded(argv):
     # jax logs at INFO that it found no TPU; users need not see that on every start.
@@ -92,12 +98,17 @@ def run(main, validate=None):
       # Before anything initialises a JAX backend (validate counts devices).
       from mrixai_jax import xla_flags  # pylint: disable=g-import-not-at-top
       config = flags.FLAGS.config if "config" in flags.FLAGS else None
+      if prepare is not None:
+        prepare(config)
       xla_flags.configure(None if config is None else config.data.image_size)
       if validate is not None:
-        validate(flags.FLAGS.config)
+        validate(config)
       if "overwrite" in flags.FLAGS:  # defined with --config/--workdir by define_config_and_workdir_flags
-        workdir_lib.check_and_record(flags.FLAGS.config, flags.FLAGS.workdir, pathlib.Path(sys.argv[0]).stem,
-                                     flags.FLAGS.overwrite)
+        removed = workdir_lib.check_and_record(config, flags.FLAGS.workdir, pathlib.Path(sys.argv[0]).stem,
+                                               flags.FLAGS.overwrite)
+        if removed is not None:
+          print(f"{pathlib.Path(sys.argv[0]).name}: --overwrite: removed what the old config made in "
+                f"{flags.FLAGS.workdir}: {', '.join(removed) or 'nothing'}", file=sys.stderr, flush=True)
       return main(argv)
     except errors.UserError as e:
       _fail(str(e))

@@ -118,17 +118,14 @@ def sample_images(sampler, params, labels: np.ndarray, seed: int, batch_size: in
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def apply_overrides(config, **overrides):
-  """Returns a copy of `config` with non-None `overrides` set in `config.sample` (flag name -> key)."""
+def apply_overrides(config, **overrides) -> None:
+  """Sets the non-None `overrides` (sample.py flag name -> value) in `config.sample`, in place."""
   names = {"num_samples": "num_samples", "sampler": "sampler", "steps": "num_steps", "seed": "seed",
            "batch_size": "batch_size", "guidance_scale": "guidance_scale", "eta": "eta",
            "write_dicom": "write_dicom"}
-  config = config.copy_and_resolve_references()
-  with config.unlocked():
-    for flag, value in overrides.items():
-      if value is not None:
-        config.sample[names[flag]] = value
-  return config
+  for flag, value in overrides.items():
+    if value is not None:
+      config.sample[names[flag]] = value
 
 
 def run(config, workdir: str, masks_path=None) -> dict:

@@ -4,15 +4,21 @@ Each entry point compares the sections its results depend on (`SECTIONS`); a sec
 only once some entry point has used it in this workdir (so `train.py` followed by `sample.py` with
 another `sample.num_samples` is fine, but a second `sample.py` with yet another one is not). Keys
 that change no result (`IGNORED`: logging, checkpoint cadence, file locations, parallelism) are
-never compared. A mismatch is a `WorkdirConfigError` naming the differing keys; `--overwrite`
-accepts the new config and records it (outputs already in the workdir are still reused: delete
-them, or use a new workdir, to recompute them).
+never compared. A mismatch is a `WorkdirConfigError` naming the differing keys.
+
+`--overwrite` accepts the new config: first every output computed from a changed section
+(`PRODUCTS`: checkpoints, samples, heads, study stage markers, ...) is renamed into
+`WORKDIR/.overwritten/` and that folder deleted, then the new config is recorded. An interrupted
+clear therefore leaves the old config recorded (the next start asks for `--overwrite` again and
+finishes the clear); nothing made with the old config is reused under the new one.
 
 File schema: `{"config": {dotted key: value}, "used_sections": [section, ...]}`, written atomically.
 """
 
+import glob
 import json
 import os
+import shutil
 
 from mrixai_jax import errors
 from mrixai_jax.report import atomic
@@ -34,6 +40,24 @@ IGNORED = frozenset({
 })
 _MAX_LISTED = 8
 
+# What each output in a workdir is computed from: (globs relative to WORKDIR, config sections; None:
+# every section). Paths: training checkpoints/logs/grids (training/loop.py, diffusion_task.py), samples/
+# (generate.py), heads/ (heads_task.py), explain/, eval/, report/ and the stage markers stages/ (study.py).
+_DIFFUSION = ("seed", "data", "model", "diffusion", "train")
+_SAMPLES = _DIFFUSION + ("sample",)
+_HEADS = ("seed", "data", "heads")
+PRODUCTS = (
+    (("stages/data.json",), ("seed", "data")),
+    (("checkpoints", "logs", "train_samples", "stages/diffusion.json"), _DIFFUSION),
+    (("samples", "stages/samples.json"), _SAMPLES),
+    (("heads", "stages/heads_*.json"), _HEADS),
+    (("eval", "stages/evaluate.json"), _SAMPLES + ("metrics",)),
+    (("explain", "stages/explain_*.json"), _SAMPLES + _HEADS + ("metrics", "explain")),
+    (("report",), None),
+)
+TRASH = ".overwritten"
+STAGES_SUBDIR = "stages"  # study.STAGES_SUBDIR
+
 
 class WorkdirConfigError(errors.UserError):
   """The workdir holds outputs of a run with a different config."""
@@ -54,10 +78,36 @@ def _section(key: str) -> str:
   return key.split(".", 1)[0]
 
 
-def check_and_record(config, workdir: str, entry_point: str, overwrite: bool = False) -> None:
+def stale_outputs(workdir: str, changed_sections) -> list:
+  """Paths relative to `workdir` of the existing outputs computed from any of `changed_sections`; the
+  study's stage markers first (removed first, so a half-done clear never leaves a marker that vouches
+  for a removed output)."""
+  changed = set(changed_sections)
+  stale = []
+  for patterns, sections in PRODUCTS:
+    if sections is None or changed & set(sections):
+      for pattern in patterns:
+        stale += sorted(os.path.relpath(p, workdir) for p in glob.glob(os.path.join(workdir, pattern)))
+  return sorted(stale, key=lambda rel: not rel.startswith(STAGES_SUBDIR + os.sep))
+
+
+def remove_outputs(workdir: str, relative_paths) -> None:
+  """Renames each path into `WORKDIR/.overwritten/` (a leftover one is deleted first), then deletes that folder."""
+  trash = os.path.join(workdir, TRASH)
+  shutil.rmtree(trash, ignore_errors=True)
+  os.makedirs(trash)
+  for rel in relative_paths:
+    os.replace(os.path.join(workdir, rel), os.path.join(trash, rel.replace(os.sep, "__")))
+  shutil.rmtree(trash)
+
+
+def check_and_record(config, workdir: str, entry_point: str, overwrite: bool = False):
   """Raises `WorkdirConfigError` if `config` differs from `WORKDIR/config.json` in a compared key; then records it.
 
   `entry_point`: a key of `SECTIONS` ("train", "sample", "explain"); others compare every section.
+  With `overwrite`, a differing config first removes the outputs of the changed sections
+  (`stale_outputs`, `remove_outputs`). Returns the removed paths (relative to `workdir`) when
+  `overwrite` replaced a different config, else None.
   """
   current = _flatten(json.loads(config.to_json_best_effort()))
   sections = SECTIONS.get(entry_point) or sorted({_section(k) for k in current})
@@ -80,9 +130,14 @@ def check_and_record(config, workdir: str, entry_point: str, overwrite: bool = F
     more = f" and {len(differing) - _MAX_LISTED} more" if len(differing) > _MAX_LISTED else ""
     raise WorkdirConfigError(f"{workdir} holds a run with a different config: {listed}{more}; "
                              f"pass --overwrite to continue it with this config, or use a new --workdir")
+  removed = None
+  if differing:
+    removed = stale_outputs(workdir, {_section(k) for k in differing})
+    remove_outputs(workdir, removed)
   record = {k: v for k, v in old.items() if _section(k) not in sections}
   record.update({k: v for k, v in current.items() if _section(k) in sections})
   new = {"config": dict(sorted(record.items())), "used_sections": sorted(set(stored["used_sections"]) | set(sections))}
   if new != stored:
     os.makedirs(workdir, exist_ok=True)
     atomic.write_json(path, new)
+  return removed

@@ -67,8 +67,9 @@ def run_dir(tmp_path_factory):
   return root, config
 
 
-def _sample_py(root, *flags):
-  cmd = [sys.executable, "sample.py", f"--config={root / 'tiny.py'}", f"--workdir={root / 'work'}", *flags]
+def _sample_py(root, *flags, workdir=None):
+  workdir = workdir or root / "work"
+  cmd = [sys.executable, "sample.py", f"--config={root / 'tiny.py'}", f"--workdir={workdir}", *flags]
   return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
@@ -117,12 +118,14 @@ def test_sample_py_writes_samples_figures_and_dicom(run_dir):
     (["--steps=0"], "config.sample.num_steps: 0 must be in"),
     (["--num_samples=0"], "config.sample.num_samples: must be positive"),
 ])
-def test_sample_py_bad_input_is_one_line(run_dir, flags, problem):
+def test_sample_py_bad_input_is_one_line(run_dir, flags, problem, tmp_path):
   root, _ = run_dir
   bad = root / "bad"
   bad.mkdir(exist_ok=True)
   np.save(bad / "bad.npy", np.full((SIZE, SIZE), 9, np.uint8))
-  proc = _sample_py(root, *(f.format(root=root) for f in flags))
+  # A fresh workdir: in root/work other sample flags would be refused first (recorded config); these
+  # errors come before any checkpoint is read.
+  proc = _sample_py(root, *(f.format(root=root) for f in flags), workdir=tmp_path)
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and problem in lines[0], proc.stderr

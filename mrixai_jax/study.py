@@ -3,6 +3,8 @@
 Stages (each reused when its completion marker `WORKDIR/stages/<name>.json` exists; an interrupted
 stage has no marker and runs again, resuming from its own checkpoints):
   data → diffusion → samples → heads/<kind> (each head) → explain/<kind> → evaluate → report
+`explain.py --overwrite` with a changed config first removes the markers and outputs computed from
+the changed sections (`mrixai_jax.workdir.PRODUCTS`), so those stages run again.
 """
 
 import dataclasses

@@ -68,7 +68,9 @@ def load_patient(manual_dir: str, patient_id: str) -> tuple:
     try:
       labels = masks.duke_label_map(breast, dense_vessels, volume.shape, meta["affine"])
     except masks.MaskError as e:
-      problems.append(f"{candidate['series_description']!r}: {e.reason}")
+      problems.append((candidate["series_description"], e))
       continue
     return volume, labels, meta
-  raise masks.MaskError(dense_vessels, "fits no pre-contrast series: " + "; ".join(problems))
+  path = problems[0][1].path  # the mask file that failed (first candidate); other files are named inline
+  detail = "; ".join(f"{d!r}: {e.reason if e.path == path else e}" for d, e in problems)
+  raise masks.MaskError(path, "fits no pre-contrast series: " + detail)

@@ -15,11 +15,15 @@ Getting the data (manual download, about 370 GB of DICOM for the whole collectio
 Per patient the fat-saturated pre-contrast series is chosen by SeriesDescription and by the
 segmentation's grid (`mrixai_jax.data.duke`), intensities are clipped at percentiles of the breast
 voxels and scaled to [-1, 1], slices are resized to ``image_size`` and kept when their breast area
-reaches ``min_breast_fraction`` (`mrixai_jax.data.preprocess`). A patient that fails to load is
-logged and skipped; the build fails only when no patient loads.
+reaches ``min_breast_fraction`` (`mrixai_jax.data.preprocess`). A patient that fails to load (bad
+DICOM, a mask that fits no pre-contrast series, an empty breast mask) is skipped: one warning line
+per patient naming the file and the problem, a summary line with the count at the end, and the list
+in the dataset's ``metadata.json`` (``builder.info.metadata["skipped_patients"]``: ``patient_id``,
+``file``, ``reason``). The build fails, writing nothing, only when no patient loads.
 """
 
 import dataclasses
+import os
 import time
 
 import tensorflow_datasets as tfds
@@ -60,7 +64,7 @@ class DukeBreastMri(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self, description=__doc__.splitlines()[0],
         features=features.slice_features(self.builder_config.image_size),
-        homepage="https://doi.org/10.7937/TCIA.e3sv-re93")
+        homepage="https://doi.org/10.7937/TCIA.e3sv-re93", metadata=tfds.core.MetadataDict())
 
   def _split_generators(self, dl_manager):
     return {features.SPLIT: self._generate_examples(str(dl_manager.manual_dir))}
@@ -68,16 +72,17 @@ class DukeBreastMri(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, manual_dir: str):
     cfg = self.builder_config
     patients = duke.find_patients(manual_dir)
-    start, loaded = time.time(), 0
+    start, skipped = time.time(), []
     for i, patient_id in enumerate(patients):
       try:
         volume, labels, _ = duke.load_patient(manual_dir, patient_id)
         slices = preprocess.prepare_slices(volume, labels, cfg.image_size, cfg.clip_percentiles,
                                            cfg.min_breast_fraction)
       except (dicom.DicomError, masks.MaskError, ValueError) as e:
-        logging.warning("duke_breast_mri: skipping %s: %s", patient_id, e)
+        file = getattr(e, "path", os.path.join(manual_dir, duke.DICOM_SUBDIR, patient_id))
+        skipped.append({"patient_id": patient_id, "file": file, "reason": getattr(e, "reason", str(e))})
+        logging.warning("duke_breast_mri: skipping %s: %s: %s", patient_id, file, skipped[-1]["reason"])
         continue
-      loaded += 1
       for row, z in enumerate(slices["slice_index"]):
         yield f"{patient_id}_{z:04d}", {"image": slices["image"][row], "labels": slices["labels"][row],
                                         "patient_id": patient_id, "slice_index": z}
@@ -85,5 +90,10 @@ class DukeBreastMri(tfds.core.GeneratorBasedBuilder):
       logging.info("duke_breast_mri: %d/%d patients (%s: %d slices), %.2f patients/s, ETA %.0f s",
                    i + 1, len(patients), patient_id, len(slices["slice_index"]), rate,
                    (len(patients) - i - 1) / rate)
-    if not loaded:
+    if len(skipped) == len(patients):
       raise ValueError(f"{manual_dir}: none of {len(patients)} patients could be loaded (see warnings)")
+    self.info.metadata["skipped_patients"] = skipped  # saved to metadata.json with the dataset
+    if skipped:
+      logging.warning("duke_breast_mri: built from %d of %d patients; skipped %d: %s", len(patients) - len(skipped),
+                      len(patients), len(skipped), "; ".join(f"{s['patient_id']} ({s['file']}: {s['reason']})"
+                                                             for s in skipped))

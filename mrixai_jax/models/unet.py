@@ -185,7 +185,7 @@ class UNet(nn.Module):
       x = UpBlock(blocks, ch, k, up_attn[i], i < n - 1, name=f"up_blocks_{i}")(x, skips[-k:], temb, deterministic)
       skips = skips[:-k]
 
-    x = nn.silu(layers.GroupNorm(self.norm_num_groups, self.norm_eps, name="conv_norm_out")(x))
+    x = layers.silu(layers.GroupNorm(self.norm_num_groups, self.norm_eps, name="conv_norm_out")(x))
     x = nn.Conv(self.out_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=dtype, name="conv_out")(x)
     return x.astype(jnp.float32)
 

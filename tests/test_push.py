@@ -108,3 +108,40 @@ def test_single_tissue_class_training_loss_is_finite(kind):
   assert all(np.isfinite(v) for v in metrics.values()), metrics
   assert metrics["cross_entropy"] == 0.0  # one class: CE degenerates to exactly 0 (prototypes.md §6.1)
   assert all(np.isfinite(g).all() for g in jax.tree_util.tree_leaves(grads))
+
+
+def _numpy_search(batches, prototype_shape):
+  """The original push loop: per batch and prototype, first masked minimum in (b, h, w) order,
+  kept only when strictly below the running best; the patch sliced from the feature map."""
+  num, h1, w1, _ = prototype_shape
+  best = np.full(num, np.inf)
+  where = np.zeros((num, 3), np.int64)  # (image, h, w); image −1: none
+  where[:, 0] = -1
+  patches = np.zeros(prototype_shape, np.float32)
+  for z, d, allowed, first in batches:
+    for j in range(num):
+      masked = np.where(allowed[..., j], d[..., j], np.inf)
+      b, h, w = np.unravel_index(np.argmin(masked), masked.shape)
+      if masked[b, h, w] < best[j]:
+        best[j], where[j] = masked[b, h, w], (first + b, h, w)
+        patches[j] = z[b, h:h + h1, w:w + w1]
+  return best, where, patches
+
+
+def test_nearest_patch_search_equals_numpy_loop_with_ties_and_wide_patches():
+  rng = np.random.default_rng(3)
+  prototype_shape = (5, 2, 3, 4)
+  search = push.NearestPatchSearch(prototype_shape)
+  batches = []
+  for first in (0, 3, 6):
+    z = rng.uniform(size=(3, 6, 7, 4)).astype(np.float32)
+    d = rng.integers(0, 4, (3, 5, 5, 5)).astype(np.float32)  # few values: ties inside and across batches
+    allowed = rng.uniform(size=d.shape) < 0.3
+    allowed[..., 4] = False  # prototype 4 never has a candidate
+    batches.append((z, d, allowed, first))
+    search.update(jnp.asarray(z), jnp.asarray(d), jnp.asarray(allowed), first)
+  best, where, patches = _numpy_search(batches, prototype_shape)
+  np.testing.assert_array_equal(search.distance, best)
+  np.testing.assert_array_equal(np.column_stack([search.image, search.cell]), where)
+  assert search.image[4] == -1 and np.isinf(search.distance[4])
+  np.testing.assert_array_equal(search.patches, patches)

@@ -6,6 +6,8 @@ line on stderr with exit code 2, applies the script's own flags to the config (`
 it and checks it against the one recorded in the workdir (mrixai_jax/workdir.py; the entry point is
 named by the script, e.g. "train") before `main` starts. With ``--overwrite`` a different config
 replaces the recorded one after the outputs it invalidates are removed (one line lists them).
+A training stop raised by `main` is one line too: exit 143 / 130 after SIGTERM / SIGINT (a checkpoint
+was saved; the same command resumes), 1 after NaN/Inf.
 """
 
 import importlib.util
@@ -22,6 +24,7 @@ from mrixai_jax import errors
 from mrixai_jax import workdir as workdir_lib
 
 EXIT_USAGE = 2
+EXIT_DIVERGED = 1
 
 # TensorFlow (imported by TFDS builders and clu's writers) logs C++ INFO lines at start-up.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -112,5 +115,18 @@ def run(main, validate=None, prepare=None):
       return main(argv)
     except errors.UserError as e:
       _fail(str(e))
+    except Exception as e:  # pylint: disable=broad-except
+      _exit_if_training_stopped(e)
+      raise
 
   app.run(guarded, flags_parser=_parse_flags)
+
+
+def _exit_if_training_stopped(error: Exception) -> None:
+  """A training stop (`training.interrupts`) from any entry point, e.g. the study's training stages:
+  one line, exit 128 + signal after SIGTERM/SIGINT (the checkpoint is saved), `EXIT_DIVERGED` after NaN/Inf."""
+  from mrixai_jax.training import interrupts  # pylint: disable=g-import-not-at-top  (imports JAX: after xla_flags)
+
+  if isinstance(error, (interrupts.Interrupted, interrupts.NonFiniteError)):
+    print(f"{pathlib.Path(sys.argv[0]).name}: {error}", file=sys.stderr)
+    sys.exit(error.exit_code if isinstance(error, interrupts.Interrupted) else EXIT_DIVERGED)

@@ -1,12 +1,16 @@
-"""SIGTERM stops `train.py --config.task=heads` cleanly: checkpoint of the step in flight, exit 143, resume.
+"""Training stops at the CLI: SIGTERM stops `train.py --config.task=heads` cleanly (checkpoint of the step
+in flight, exit 143, resume); every entry point (e.g. explain.py, whose study trains) turns a training
+stop into one line and its exit code.
 
-The runs train a ProtoPNet head with a tiny random-init CNN on 32x32 phantom slices (a few ms per
+The heads runs train a ProtoPNet head with a tiny random-init CNN on 32x32 phantom slices (a few ms per
 step; most of each run is start-up and compilation). That a resumed heads run equals an
 uninterrupted one is the checkpoint's job (tests/test_prototypes_training.py); here: the signal.
 """
 
+import os
 import pathlib
 import re
+import textwrap
 import signal
 import subprocess
 import sys
@@ -76,3 +80,28 @@ def test_sigterm_checkpoints_the_step_in_flight_exits_143_and_a_restart_resumes_
 
   assert NUM_STEPS in _steps(workdir)
   assert (workdir / "heads" / "ppnet" / "prototype_gallery.png").exists()  # the push ran after the resume
+
+
+STOP_SCRIPT = textwrap.dedent("""
+    import sys
+    from mrixai_jax import cli
+    from mrixai_jax.training import interrupts
+
+    def main(argv):
+      if sys.argv[1] == "signal":
+        raise interrupts.Interrupted("heads/ppnet: SIGINT received; saved checkpoint step 7 in DIR", 2, 7)
+      raise interrupts.NonFiniteError("heads/ppnet: non-finite loss, gradients or parameters at step 3")
+
+    cli.run(main)
+""")
+
+
+def test_entry_points_turn_a_training_stop_into_one_line_and_its_exit_code(tmp_path):
+  script = tmp_path / "entry.py"
+  script.write_text(STOP_SCRIPT)
+  for kind, code, line in (("signal", 130, "entry.py: heads/ppnet: SIGINT received; saved checkpoint step 7 in DIR"),
+                           ("nan", 1, "entry.py: heads/ppnet: non-finite loss, gradients or parameters at step 3")):
+    proc = subprocess.run([sys.executable, str(script), kind], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.strip().splitlines() == [line], proc.stderr  # no traceback

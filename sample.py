@@ -11,6 +11,7 @@ deletes the old samples); outputs go to DIR/samples/ (see mrixai_jax.generate).
 """
 
 import logging
+import os
 
 from absl import flags
 
@@ -26,7 +27,8 @@ _SEED = flags.DEFINE_integer("seed", None, "Sampling seed (sample.seed).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Images per sampler call, split over devices (sample.batch_size).")
 _ETA = flags.DEFINE_float("eta", None, "DDIM η: 0 deterministic, 1 DDPM-like noise (sample.eta).")
 _GUIDANCE = flags.DEFINE_float("guidance_scale", None, "Classifier-free guidance w; 1 = conditional only.")
-_MASKS = flags.DEFINE_string("masks", None, "Folder of PNG/NPY label maps (default: the sample.split masks).")
+_MASKS = flags.DEFINE_string("masks", None, "Folder of PNG/NPY label maps (sample.masks; default: the "
+                             "sample.split masks).")
 _DICOM = flags.DEFINE_bool("dicom", None, "Also write DICOM Secondary Capture files (sample.write_dicom).")
 
 
@@ -34,13 +36,14 @@ def apply_flags(config) -> None:
   """Sets this script's short flags in `config.sample` (in place; run by `cli.run` before any check)."""
   generate.apply_overrides(
       config, num_samples=_NUM_SAMPLES.value, sampler=_SAMPLER.value, steps=_STEPS.value, seed=_SEED.value,
-      batch_size=_BATCH_SIZE.value, eta=_ETA.value, guidance_scale=_GUIDANCE.value, write_dicom=_DICOM.value)
+      batch_size=_BATCH_SIZE.value, eta=_ETA.value, guidance_scale=_GUIDANCE.value, write_dicom=_DICOM.value,
+      masks=os.path.abspath(_MASKS.value) if _MASKS.value else None)
 
 
 def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every restore detail at INFO
-  summary = generate.run(_CONFIG.value, _WORKDIR.value, masks_path=_MASKS.value)
+  summary = generate.run(_CONFIG.value, _WORKDIR.value)
   print(f"sample: wrote {summary['num_samples']} images to {summary['out_dir']} "
         f"({summary['images_per_second']:.2f} img/s)")
 

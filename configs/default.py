@@ -93,6 +93,7 @@ def get_config() -> ml_collections.ConfigDict:
   s.trajectory_num_steps = 50  # the step count trajectory_steps are written for; rescaled to others
   s.seed = 0
   s.split = "test"  # masks (and real counterparts) come from this split
+  s.masks = ""  # folder of PNG/NPY label maps to sample for (sample.py --masks); "" = the split's masks
   s.write_dicom = False
 
   # ---------------------------------------------------------------- prototype heads

@@ -75,8 +75,12 @@ def _pick(num_available: int, num: int, seed: int) -> np.ndarray:
 
 def select_masks(config, workdir: str, masks_path=None) -> dict:
   """Conditioning masks for `sample.num_samples` images: `labels [N,S,S]`, `mask_source [N]` str and,
-  for dataset masks, `counterparts [N,S,S,1]`, `counterpart_patient_id`, `counterpart_slice_index`."""
+  for dataset masks, `counterparts [N,S,S,1]`, `counterpart_patient_id`, `counterpart_slice_index`.
+
+  masks_path: a folder of label maps (default `sample.masks`); empty: masks of `sample.split`.
+  """
   s, num = config.sample, int(config.sample.num_samples)
+  masks_path = masks_path or s.get("masks")
   if masks_path:
     maps, names = load_mask_folder(masks_path, int(config.data.image_size))
     rows = np.arange(num) % len(maps)  # folder order, cycled
@@ -122,7 +126,7 @@ def apply_overrides(config, **overrides) -> None:
   """Sets the non-None `overrides` (sample.py flag name -> value) in `config.sample`, in place."""
   names = {"num_samples": "num_samples", "sampler": "sampler", "steps": "num_steps", "seed": "seed",
            "batch_size": "batch_size", "guidance_scale": "guidance_scale", "eta": "eta",
-           "write_dicom": "write_dicom"}
+           "write_dicom": "write_dicom", "masks": "masks"}
   for flag, value in overrides.items():
     if value is not None:
       config.sample[names[flag]] = value

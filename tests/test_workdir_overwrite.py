@@ -101,9 +101,9 @@ def test_study_reruns_stages_whose_markers_overwrite_removed(tmp_path):
   assert [name for name, t in timings.items() if not t["reused"]] == ["samples", "evaluate"]
 
 
-def _sample_py(workdir_path, *flags):
+def _sample_py(workdir_path, *flags, masks="no_masks"):
   return subprocess.run([sys.executable, "sample.py", "--config=configs/demo.py", f"--workdir={workdir_path}",
-                         f"--masks={workdir_path}/no_masks", *flags], cwd=ROOT, capture_output=True, text=True,
+                         f"--masks={workdir_path}/{masks}", *flags], cwd=ROOT, capture_output=True, text=True,
                         timeout=300)
 
 
@@ -112,6 +112,7 @@ def test_sample_py_flags_are_recorded_compared_and_overwrite_removes_old_samples
   assert first.returncode == 2 and "no_masks is not a folder" in first.stderr  # main ran after the record
   recorded = json.loads((tmp_path / workdir.CONFIG_FILE).read_text())["config"]
   assert recorded["sample.num_samples"] == 3 and recorded["sample.num_steps"] == 20
+  assert recorded["sample.masks"] == str(tmp_path / "no_masks")
 
   refused = _sample_py(tmp_path, "--num_samples=4", "--steps=20")
   last = refused.stderr.strip().splitlines()[-1]
@@ -128,3 +129,7 @@ def test_sample_py_flags_are_recorded_compared_and_overwrite_removes_old_samples
       in replaced.stderr
   assert not (tmp_path / "samples").exists() and (tmp_path / "checkpoints/10/state").exists()
   assert json.loads((tmp_path / workdir.CONFIG_FILE).read_text())["config"]["sample.num_samples"] == 4
+
+  other_masks = _sample_py(tmp_path, "--num_samples=4", "--steps=20", masks="other_masks")
+  assert other_masks.returncode == 2
+  assert f"sample.masks ('{tmp_path}/no_masks' -> '{tmp_path}/other_masks')" in other_masks.stderr

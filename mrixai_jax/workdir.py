@@ -7,8 +7,8 @@ that change no result (`IGNORED`: logging, checkpoint cadence, file locations, p
 never compared. A mismatch is a `WorkdirConfigError` naming the differing keys.
 
 `--overwrite` accepts the new config: first every output computed from a changed section
-(`PRODUCTS`: checkpoints, samples, heads, study stage markers, ...) is renamed into
-`WORKDIR/.overwritten/` and that folder deleted, then the new config is recorded. An interrupted
+(`PRODUCTS`: checkpoints, samples, heads, study stage markers, ...; the markers first) is renamed
+into `WORKDIR/.overwritten/` and that folder deleted, then the new config is recorded. An interrupted
 clear therefore leaves the old config recorded (the next start asks for `--overwrite` again and
 finishes the clear); nothing made with the old config is reused under the new one.
 

@@ -1,8 +1,12 @@
 """Reference side: the peers our code is measured against, as their users run them.
 
-- UNet, training step, DDIM/DDPM: diffusers `UNet2DModel` (eager PyTorch, NCHW, float32) with
+- UNet, training step, DDIM/DDPM: diffusers `UNet2DModel` (eager PyTorch, NCHW) with
   `DDIMScheduler` / `DDPMScheduler` loops and `torch.optim.AdamW`; weights from the diffusers
   default initialisation (seeded), exported for our side to load through the diffusers-layout port.
+  Timed in `spec["reference_dtype"]`: float32, or float16 on CUDA ("diffusers fp16": `.half()`
+  model and inputs; the training step with `torch.autocast` float16 and a `GradScaler`). On the CPU
+  float16 is not used (diffusers' fp16 is a GPU mode; torch's CPU half kernels are not what its
+  users run): the reference stays float32 there and says so in its note.
 - LPIPS: the official `lpips` package (v0.1 linear layers from its own weight file), with the same
   ImageNet VGG16 trunk weights our metric uses. Where torchvision is not installed (it has no
   build for the CPU torch wheel used here), a stand-in declares torchvision's `vgg16().features`
@@ -10,10 +14,16 @@
 - SSIM: scikit-image `structural_similarity`, one call per image.
 - Prototype similarity and push: numpy (OpenBLAS) kernels.
 - Peak: `torch.mm`.
-Each class: `setup(path_in, path_out)` reads our inputs, writes its outputs (and weights),
-returns FLOPs (torch FlopCounter where torch runs); `__call__()` runs one call.
+Device: `MRIXAI_BENCH_DEVICE` = cpu | cuda | auto (default: cuda when available). On CUDA, models
+and inputs live on the GPU, TF32 is off (float32 means float32; the outputs we are checked against
+are always computed in float32), and every call synchronises before it returns. The scikit-image
+and numpy peers run on the CPU.
+Each class: `setup(path_in, path_out)` reads our inputs, writes its float32 outputs (and weights),
+returns FLOPs (torch FlopCounter where torch runs) and, when timed in float16, the check of that
+float16 output against its own float32 one (`low_precision_check`); `__call__()` runs one call.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,10 +35,44 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import Missing
+from benchmarks.common import Missing, compare
 from mrixai_jax.report import atomic
 
 torch.set_num_threads(int(os.environ.get("MRIXAI_BENCH_THREADS", os.cpu_count() or 1)))
+DEVICE_ENV = "MRIXAI_BENCH_DEVICE"
+
+
+def select_device(want: str) -> torch.device:
+  """cpu | cuda | auto -> the torch device the reference runs on."""
+  if want == "auto":
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+  if want == "cuda" and not torch.cuda.is_available():
+    raise SystemExit(f"{DEVICE_ENV}=cuda but torch {torch.__version__} sees no CUDA device")
+  if want not in ("cpu", "cuda"):
+    raise SystemExit(f"{DEVICE_ENV} must be cpu, cuda or auto, got {want!r}")
+  return torch.device(want)
+
+
+DEVICE = select_device(os.environ.get(DEVICE_ENV, "auto"))
+if DEVICE.type == "cuda":  # float32 is float32 (cuDNN convolutions default to TF32)
+  torch.backends.cuda.matmul.allow_tf32 = False
+  torch.backends.cudnn.allow_tf32 = False
+
+
+def synchronize() -> None:
+  if DEVICE.type == "cuda":
+    torch.cuda.synchronize()
+
+
+def timed_dtype(spec) -> torch.dtype:
+  """The dtype the workload is timed in: float16 only on CUDA (see the module doc)."""
+  return torch.float16 if spec["reference_dtype"] == "float16" and DEVICE.type == "cuda" else torch.float32
+
+
+def dtype_note(spec) -> str:
+  if spec["reference_dtype"] == "float16" and DEVICE.type != "cuda":
+    return "float32 (float16 asked for; on the CPU the reference stays float32)"
+  return str(timed_dtype(spec)).replace("torch.", "")
 
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 VGG16_CONVS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
@@ -44,11 +88,18 @@ def count_flops(fn) -> float:
 
 
 def nchw(a) -> torch.Tensor:
-  return torch.from_numpy(np.ascontiguousarray(np.asarray(a).transpose(0, 3, 1, 2)))
+  """NHWC numpy -> NCHW tensor on DEVICE."""
+  return torch.from_numpy(np.ascontiguousarray(np.asarray(a).transpose(0, 3, 1, 2))).to(DEVICE)
 
 
 def nhwc(t: torch.Tensor) -> np.ndarray:
-  return t.detach().numpy().transpose(0, 2, 3, 1)
+  """NCHW tensor (any device, any float dtype) -> NHWC float32 numpy."""
+  return t.detach().float().cpu().numpy().transpose(0, 2, 3, 1)
+
+
+def low_precision_check(low, full, spec) -> dict:
+  """Our tolerance rule applied to the reference's own float16 result against its float32 one."""
+  return compare(low, full, rtol=spec["rtol"])
 
 
 # ----------------------------------------------------------------------------- UNet
@@ -62,7 +113,7 @@ def build_unet(spec):
       down_block_types=tuple(m["down_block_types"]), up_block_types=tuple(m["up_block_types"]),
       attention_head_dim=m["attention_head_dim"], norm_num_groups=m["norm_num_groups"], norm_eps=m["norm_eps"],
       dropout=m["dropout"], flip_sin_to_cos=m["flip_sin_to_cos"], freq_shift=m["freq_shift"],
-      time_embedding_dim=m["time_embedding_dim"] or None)
+      time_embedding_dim=m["time_embedding_dim"] or None).to(DEVICE)
 
 
 def export_weights(model, spec, folder) -> str:
@@ -71,7 +122,7 @@ def export_weights(model, spec, folder) -> str:
   path = os.path.join(folder, f"weights_{key}.npz")
   if not os.path.exists(path):
     with atomic.atomic_path(path, ".npz") as tmp:
-      np.savez(tmp, **{f"param/{k}": v.detach().numpy() for k, v in model.state_dict().items()})
+      np.savez(tmp, **{f"param/{k}": v.detach().float().cpu().numpy() for k, v in model.state_dict().items()})
   return path
 
 
@@ -91,11 +142,15 @@ class UnetForward:
     inp = np.load(path_in)
     self.model = build_unet(self.spec).eval()
     self.sample = torch.cat([nchw(inp["x"]), nchw(inp["cond"])], 1)
-    self.t = torch.from_numpy(inp["t"]).long()
-    with torch.inference_mode():
-      out = self.model(self.sample, self.t).sample
-    np.savez(path_out, out=nhwc(out), weights_file=export_weights(self.model, self.spec, os.path.dirname(path_out)))
-    return {"flops": count_flops(self)}
+    self.t = torch.from_numpy(inp["t"]).long().to(DEVICE)
+    out = nhwc(self())
+    np.savez(path_out, out=out, weights_file=export_weights(self.model, self.spec, os.path.dirname(path_out)))
+    info = {"note": dtype_note(self.spec)}
+    if timed_dtype(self.spec) == torch.float16:
+      self.model, self.sample = self.model.half(), self.sample.half()
+      info["low_precision_check"] = low_precision_check(nhwc(self()), out, self.spec)
+    info["flops"] = count_flops(self)
+    return info
 
   def __call__(self):
     with torch.inference_mode():
@@ -113,11 +168,15 @@ class TrainStep:
     inp, train = np.load(path_in), self.spec["train"]
     self.model = build_unet(self.spec).train()
     cond = nchw(inp["cond"])
-    pred = self.model(torch.cat([nchw(inp["x"]), cond], 1), torch.from_numpy(inp["t"]).long()).sample
-    F.mse_loss(pred, nchw(inp["target"])).backward()
-    grads = {f"grad/{k}": p.grad.numpy().copy() for k, p in self.model.named_parameters()}
-    self.model.zero_grad(set_to_none=True)
-    np.savez(path_out, weights_file=export_weights(self.model, self.spec, os.path.dirname(path_out)), **grads)
+    self.low = timed_dtype(self.spec) == torch.float16  # autocast float16 + GradScaler
+    fixed = (torch.cat([nchw(inp["x"]), cond], 1), torch.from_numpy(inp["t"]).long().to(DEVICE), nchw(inp["target"]))
+    grads = self._fixed_grads(*fixed, low=False)
+    np.savez(path_out, weights_file=export_weights(self.model, self.spec, os.path.dirname(path_out)),
+             **{f"grad/{k}": g for k, g in grads.items()})
+    info = {"note": dtype_note(self.spec) + (" autocast + GradScaler, float32 weights" if self.low else "")}
+    if self.low:
+      low = self._fixed_grads(*fixed, low=True)
+      info["low_precision_check"] = low_precision_check(list(low.values()), list(grads.values()), self.spec)
 
     self.params = [p for p in self.model.parameters()]
     self.ema = [p.detach().clone() for p in self.params]
@@ -127,26 +186,48 @@ class TrainStep:
     self.noise_schedule = DDPMScheduler(num_train_timesteps=d["num_timesteps"], beta_start=d["beta_start"],
                                         beta_end=d["beta_end"], beta_schedule="linear")
     g = torch.Generator().manual_seed(self.spec["seed"])
-    self.clean = torch.rand(cond.shape[0], 1, *cond.shape[2:], generator=g) * 2 - 1
+    self.clean = (torch.rand(cond.shape[0], 1, *cond.shape[2:], generator=g) * 2 - 1).to(DEVICE)
     self.cond = cond
-    flops = count_flops(self._loss_and_backward)
+    self.scaler = torch.amp.GradScaler(DEVICE.type) if self.low else None
+    info["flops"] = count_flops(self._loss_and_backward)
     self.opt.zero_grad(set_to_none=True)
-    return {"flops": flops}
+    return info
+
+  def _autocast(self):
+    return torch.autocast(DEVICE.type, dtype=torch.float16) if self.low else contextlib.nullcontext()
+
+  def _fixed_grads(self, sample, t, target, low: bool) -> dict:
+    """{param name: gradient of the ε-MSE as float32 numpy} on fixed inputs; `low`: under autocast
+    float16 with a fixed loss scale of 2^16 (what the GradScaler starts at), unscaled."""
+    scale = 2.0 ** 16 if low else 1.0
+    with torch.autocast(DEVICE.type, dtype=torch.float16) if low else contextlib.nullcontext():
+      loss = F.mse_loss(self.model(sample, t).sample.float(), target)
+    (loss * scale).backward()
+    grads = {k: (p.grad.float() / scale).cpu().numpy() for k, p in self.model.named_parameters()}
+    self.model.zero_grad(set_to_none=True)
+    return grads
 
   def _loss_and_backward(self):
     noise = torch.randn_like(self.clean)
-    ts = torch.randint(0, self.spec["diffusion"]["num_timesteps"], (self.clean.shape[0],))
+    ts = torch.randint(0, self.spec["diffusion"]["num_timesteps"], (self.clean.shape[0],), device=DEVICE)
     noisy = self.noise_schedule.add_noise(self.clean, noise, ts)
-    loss = F.mse_loss(self.model(torch.cat([noisy, self.cond], 1), ts).sample, noise)
-    loss.backward()
+    with self._autocast():
+      loss = F.mse_loss(self.model(torch.cat([noisy, self.cond], 1), ts).sample.float(), noise)
+    (self.scaler.scale(loss) if self.low else loss).backward()
     return loss
 
   def __call__(self):
     train = self.spec["train"]
     loss = self._loss_and_backward()
+    if self.low:
+      self.scaler.unscale_(self.opt)
     if train["grad_clip_norm"] > 0:
       torch.nn.utils.clip_grad_norm_(self.params, train["grad_clip_norm"])
-    self.opt.step()
+    if self.low:
+      self.scaler.step(self.opt)
+      self.scaler.update()
+    else:
+      self.opt.step()
     self.opt.zero_grad(set_to_none=True)
     with torch.no_grad():
       torch._foreach_lerp_(self.ema, self.params, 1.0 - train["ema_decay"])  # pylint: disable=protected-access
@@ -179,13 +260,19 @@ class Ddim:
     inp = np.load(path_in)
     self.model = build_unet(self.spec).eval()
     self.cond, self.x_T = nchw(inp["cond"]), nchw(inp["x_T"])
-    unclipped = self.loop(self.scheduler(clip=False), self.x_T)
-    np.savez(path_out, out_unclipped=nhwc(unclipped),
+    unclipped = nhwc(self.loop(self.scheduler(clip=False), self.x_T))
+    np.savez(path_out, out_unclipped=unclipped,
              weights_file=export_weights(self.model, self.spec, os.path.dirname(path_out)))
+    info = {"note": dtype_note(self.spec)}
+    if timed_dtype(self.spec) == torch.float16:
+      self.model, self.cond, self.x_T = self.model.half(), self.cond.half(), self.x_T.half()
+      low = nhwc(self.loop(self.scheduler(clip=False), self.x_T))
+      info["low_precision_check"] = low_precision_check(low, unclipped, self.spec)
     self.sched = self.scheduler(clip=self.spec["sample"]["clip_sample"])
     with torch.inference_mode():
       one = count_flops(lambda: self.model(torch.cat([self.x_T, self.cond], 1), self.sched.timesteps[0]))
-    return {"flops": one * self.spec["steps"]}
+    info["flops"] = one * self.spec["steps"]
+    return info
 
   def __call__(self):
     return self.loop(self.sched, self.x_T)
@@ -203,15 +290,21 @@ class Ddpm:
     self.cond = nchw(np.load(path_in)["cond"])
     self.sched = DDPMScheduler(variance_type="fixed_small", **_scheduler_kwargs(self.spec))
     self.sched.set_timesteps(self.spec["diffusion"]["num_timesteps"])
-    self.gen = torch.Generator().manual_seed(self.spec["seed"])
+    self.gen = torch.Generator(DEVICE).manual_seed(self.spec["seed"])
     np.savez(path_out, weights_file=export_weights(self.model, self.spec, os.path.dirname(path_out)))
-    x = torch.randn(self.cond.shape[0], 1, *self.cond.shape[2:], generator=self.gen)
+    if timed_dtype(self.spec) == torch.float16:
+      self.model, self.cond = self.model.half(), self.cond.half()
+    x = self.noise()
     with torch.inference_mode():
       one = count_flops(lambda: self.model(torch.cat([x, self.cond], 1), self.sched.timesteps[0]))
-    return {"flops": one * len(self.sched.timesteps)}
+    return {"flops": one * len(self.sched.timesteps), "note": dtype_note(self.spec)}
+
+  def noise(self):
+    return torch.randn(self.cond.shape[0], 1, *self.cond.shape[2:], generator=self.gen, device=DEVICE,
+                       dtype=self.cond.dtype)
 
   def __call__(self):
-    x = torch.randn(self.cond.shape[0], 1, *self.cond.shape[2:], generator=self.gen)
+    x = self.noise()
     with torch.inference_mode():
       for t in self.sched.timesteps:
         eps = self.model(torch.cat([x, self.cond], 1), t).sample
@@ -244,12 +337,19 @@ def import_lpips():
   """(the official `lpips` module, a note on how its VGG16 layer list was obtained)."""
   try:
     import lpips  # pylint: disable=g-import-not-at-top
-    return lpips, "torchvision"
   except ModuleNotFoundError as e:
     if e.name == "lpips":
       raise Missing("reference: official lpips not installed (pip install --no-deps lpips==0.1.4)") from e
     if e.name != "torchvision":
       raise
+  else:
+    try:  # lpips 0.1.4 asks torchvision for vgg16(pretrained=False), deprecated since torchvision 0.13
+      lpips.pretrained_networks.tv.vgg16(pretrained=False)
+      return lpips, "torchvision"
+    except TypeError:
+      _torchvision_vgg16_standin()
+      lpips.pretrained_networks.tv = sys.modules["torchvision.models"]
+      return lpips, "torchvision stand-in (layer list only; this torchvision refuses pretrained=)"
   _torchvision_vgg16_standin()
   import lpips  # pylint: disable=g-import-not-at-top
   return lpips, "torchvision stand-in (layer list only)"
@@ -262,7 +362,7 @@ class Lpips:
   def setup(self, path_in, path_out):
     lpips, vgg_source = import_lpips()
     inp = np.load(path_in)
-    self.model = lpips.LPIPS(net="vgg", version="0.1", pretrained=True, pnet_rand=True, verbose=False).eval()
+    self.model = lpips.LPIPS(net="vgg", version="0.1", pretrained=True, pnet_rand=True, verbose=False).eval().to(DEVICE)
     convs = [m for m in self.model.net.modules() if isinstance(m, torch.nn.Conv2d)]
     with torch.no_grad():
       for conv, name in zip(convs, VGG16_CONVS, strict=True):
@@ -270,10 +370,11 @@ class Lpips:
         conv.bias.copy_(torch.from_numpy(inp[f"vgg/{name}/bias"]))
     self.a = nchw(inp["a"]).repeat(1, 3, 1, 1)  # grey -> RGB, as our metric does
     self.b = nchw(inp["b"]).repeat(1, 3, 1, 1)
-    np.savez(path_out, out=self().reshape(-1).numpy())
+    np.savez(path_out, out=self().reshape(-1).cpu().numpy())
     with torch.inference_mode():
       flops = count_flops(self)
-    return {"flops": flops, "note": f"official lpips {getattr(lpips, '__version__', '?')}, VGG16 via {vgg_source}"}
+    return {"flops": flops, "note": f"official lpips {getattr(lpips, '__version__', '?')}, VGG16 via {vgg_source}, "
+                                    f"trunk {self.spec.get('trunk', 'imagenet')}"}
 
   def __call__(self):
     with torch.inference_mode():
@@ -361,9 +462,10 @@ class Matmul:
 
   def setup(self, path_in, path_out):
     inp = np.load(path_in)
-    self.a, self.b = torch.from_numpy(inp["a"]), torch.from_numpy(inp["b"])
-    np.savez(path_out, out=self().numpy())
-    return {"note": "torch.mm"}
+    self.a, self.b = torch.from_numpy(inp["a"]).to(DEVICE), torch.from_numpy(inp["b"]).to(DEVICE)
+    np.savez(path_out, out=self().cpu().numpy())
+    self.a, self.b = self.a.to(timed_dtype(self.spec)), self.b.to(timed_dtype(self.spec))
+    return {"note": f"torch.mm, {dtype_note(self.spec)}"}
 
   def __call__(self):
     with torch.inference_mode():
@@ -374,13 +476,39 @@ BUILDERS = {"unet_forward": UnetForward, "train_step": TrainStep, "ddim": Ddim, 
             "lpips": Lpips, "ssim": Ssim, "proto_similarity": ProtoSimilarity, "push": Push, "matmul": Matmul}
 
 
+class Synchronized:
+  """A workload whose setup and calls return only once the GPU has finished (no-op on the CPU)."""
+
+  def __init__(self, workload):
+    self.workload = workload
+
+  def setup(self, path_in, path_out):
+    info = self.workload.setup(path_in, path_out)
+    synchronize()
+    return info
+
+  def __call__(self):
+    out = self.workload()
+    synchronize()
+    return out
+
+
 def make_workload(name, spec):
   del name
-  return BUILDERS[spec["kind"]](spec)
+  workload = BUILDERS[spec["kind"]](spec)
+  return Synchronized(workload) if DEVICE.type == "cuda" else workload
+
+
+def device_name() -> str:
+  if DEVICE.type == "cuda":
+    return f"cuda: {torch.cuda.get_device_name(DEVICE)}"
+  return "cpu"
 
 
 def describe() -> dict:
   import diffusers  # pylint: disable=g-import-not-at-top
   import skimage  # pylint: disable=g-import-not-at-top
   return {"side": "reference", "torch": torch.__version__, "diffusers": diffusers.__version__,
-          "scikit-image": skimage.__version__, "numpy": np.__version__, "torch_threads": torch.get_num_threads()}
+          "scikit-image": skimage.__version__, "numpy": np.__version__, "torch_threads": torch.get_num_threads(),
+          "device": device_name(), "cuda": torch.version.cuda if DEVICE.type == "cuda" else None,
+          "tf32": bool(torch.backends.cudnn.allow_tf32) if DEVICE.type == "cuda" else None}

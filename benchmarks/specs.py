@@ -23,17 +23,18 @@ EXTRA_NAMES = ("train_step_256_b16", "ddim50_256_b4")
 ALL_NAMES = NAMES + EXTRA_NAMES
 PEAK = "matmul_2048"  # always measured: every GFLOP/s figure is also read as a fraction of it
 PRECISIONS = ("fp32", "mixed")
-UNET_KINDS = ("unet_forward", "train_step", "ddim", "ddpm")
 
-# Equivalence tolerances, rtol relative to max|reference| (float32 reference output).
+# Equivalence tolerances, rtol relative to max|reference| (the reference's float32 output).
 # fp32: float32 rounding through the network (measured errors: docs/PERFORMANCE.md).
-# mixed: bfloat16 keeps 8 significant bits (unit roundoff 2^-8 = 3.9e-3); the UNet's errors do not
-# grow beyond a few roundoffs of the output scale (measured on 64² and 256² random-weight models,
-# see benchmarks/README.md), so 2e-2 (~5 roundoffs) for single passes and gradients; DDIM adds
-# 50 steps of accumulation. The bf16 peak matmul: inputs and output rounded to 8 bits.
+# mixed: bfloat16 keeps 8 significant bits (unit roundoff u = 2^-8 = 3.9e-3). Measured on the CPU
+# (`--precision mixed`, 2026-11-26): UNet forward 7e-3 (64² b8) and 1.8e-2 (256² b1, ~4.5 u) of
+# max|ref|; DDIM-50 unclipped 1.6e-3; weight gradients 1.3e-3; peak matmul 3e-3. Tolerances ~2x
+# above the largest: forward 4e-2 (~10 u), gradients and DDIM 2e-2 (~5 u), matmul 1e-2.
+# (Bias gradients were 20-80% off in bf16 on XLA:CPU, a bf16 reduction stagnating; the train-step
+# check reports that as a mismatch, see benchmarks/README.md.)
 TOLERANCE = {
     "fp32": {"unet_forward": 1e-4, "train_step": 1e-3, "ddim": 1e-4, "ddpm": 1e-4, "matmul": 1e-4},
-    "mixed": {"unet_forward": 2e-2, "train_step": 2e-2, "ddim": 5e-2, "ddpm": 2e-2, "matmul": 1e-2},
+    "mixed": {"unet_forward": 4e-2, "train_step": 2e-2, "ddim": 2e-2, "ddpm": 2e-2, "matmul": 1e-2},
 }
 
 # --quick: the smallest model the UNet code accepts (two levels, attention at the lower one).

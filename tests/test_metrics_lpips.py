@@ -104,7 +104,18 @@ def test_identity_symmetry_and_grayscale(params):
   np.testing.assert_allclose(d_ab, rgb, rtol=1e-6)
 
 
+def test_pairs_in_steps_equal_the_whole_batch(params):
+  rng = np.random.default_rng(4)
+  a = rng.uniform(-1, 1, (5, 32, 32, 1)).astype(np.float32)
+  b = rng.uniform(-1, 1, (5, 32, 32, 1)).astype(np.float32)
+  whole = lpips_mod.lpips(a, b, params=params, pairs_per_step=5)
+  for step in (1, 2):  # 2: the last step is zero-padded
+    np.testing.assert_allclose(lpips_mod.lpips(a, b, params=params, pairs_per_step=step), whole, rtol=1e-6)
+
+
 def test_shape_errors_are_clear(params):
+  with pytest.raises(ValueError, match="pairs_per_step"):
+    lpips_mod.lpips(np.zeros((1, 16, 16, 1)), np.zeros((1, 16, 16, 1)), params=params, pairs_per_step=0)
   with pytest.raises(ValueError, match="equal shape"):
     lpips_mod.lpips(np.zeros((1, 16, 16, 1)), np.zeros((1, 16, 17, 1)), params=params)
   with pytest.raises(ValueError, match="at least 16x16"):

@@ -17,6 +17,11 @@ from mrixai_jax.models import vgg
 
 NORM_EPS = 1e-10
 MIN_SIZE = 16  # conv5_3 (the last tap) runs at 1/16 of the input resolution
+# On CPU, VGG16 runs over pairs in steps of about this many pair pixels (2 pairs of 256²): the
+# activations of a whole batch (268 MB for conv1_2 at 256², 8 pairs) spill far out of the caches;
+# 1 / 2 / 4 pairs per step at 256² ran 1.24x / 1.34x / 1.11x faster than 8 at once
+# (benchmarks/lpips_layers.py --pairs-per-step). Other backends take the whole batch at once.
+CPU_PAIR_PIXELS_PER_STEP = 2 * 256 * 256
 
 
 def _unit_normalize(f: jnp.ndarray) -> jnp.ndarray:
@@ -55,15 +60,33 @@ def _default_variables(lin_source: str, cache_dir):
   return jax.tree.map(jnp.asarray, variables(weights.lpips_vgg_params(lin_source, cache_dir)))
 
 
-@jax.jit
-def _lpips_apply(params, x, y):
-  return LPIPS().apply(params, x, y).sum(axis=-1)
+@functools.partial(jax.jit, static_argnames=("pairs_per_step",))
+def _lpips_apply(params, x, y, pairs_per_step):
+  """Sum over taps per pair, VGG16 over `pairs_per_step` pairs at a time (`lax.map`); the batch is
+  zero-padded to a whole number of steps (a zero pair has distance 0) and cut back."""
+  n = x.shape[0]
+  if pairs_per_step >= n:
+    return LPIPS().apply(params, x, y).sum(axis=-1)
+  steps = -(-n // pairs_per_step)
+  pad = ((0, steps * pairs_per_step - n),) + ((0, 0),) * (x.ndim - 1)
+  x, y = (jnp.pad(v, pad).reshape(steps, pairs_per_step, *v.shape[1:]) for v in (x, y))
+  per_step = jax.lax.map(lambda xy: LPIPS().apply(params, *xy).sum(axis=-1), (x, y))
+  return per_step.reshape(-1)[:n]
 
 
-def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None) -> jnp.ndarray:
+def default_pairs_per_step(height: int, width: int):
+  """Pairs per VGG16 step: about `CPU_PAIR_PIXELS_PER_STEP` pair pixels on CPU; None (the whole
+  batch at once) on other backends."""
+  if jax.default_backend() != "cpu":
+    return None
+  return max(1, CPU_PAIR_PIXELS_PER_STEP // (height * width))
+
+
+def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None, pairs_per_step: int | None = None) -> jnp.ndarray:
   """LPIPS-VGG v0.1 per image. a, b: [B, H, W, 1|3] float in [-1, 1] -> [B] float32.
 
   `params`: `{'params': ...}` for `LPIPS` (default: the cached port, see `weights`).
+  `pairs_per_step`: pairs per VGG16 pass (default: `default_pairs_per_step`); changes speed only.
   """
   a, b = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
   if a.ndim != 4 or a.shape != b.shape:
@@ -71,6 +94,9 @@ def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None) -> jnp.nd
   if min(a.shape[1:3]) < MIN_SIZE:
     raise ValueError(f"LPIPS-VGG needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels (conv5_3 runs "
                      f"at 1/16 resolution), got {a.shape[1:3]}")
+  if pairs_per_step is not None and pairs_per_step < 1:
+    raise ValueError(f"lpips pairs_per_step must be >= 1, got {pairs_per_step}")
+  step = pairs_per_step or default_pairs_per_step(*a.shape[1:3]) or a.shape[0]
   if params is None:
     params = _default_variables(lin_source, None if cache_dir is None else str(cache_dir))
-  return _lpips_apply(params, a, b)
+  return _lpips_apply(params, a, b, min(int(step), a.shape[0]))

@@ -16,6 +16,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_KEYS = {"ours_img_s", "reference_img_s", "ratio", "gflops", "peak_fraction"}
 
 
+def _bench(*args):
+  """benchmarks/run.py as users run it: one CPU device (conftest's forced 4 host devices removed)."""
+  flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                   if not f.startswith("--xla_force_host_platform_device_count"))
+  return subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--gap", "0", *args], cwd=ROOT,
+                        env=dict(os.environ, XLA_FLAGS=flags), capture_output=True, text=True, timeout=600, check=False)
+
+
 def test_compare_passes_rounding_and_flags_a_mismatch():
   ref = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
   assert common.compare(ref + 1e-7, ref, rtol=1e-5)["ok"]
@@ -74,9 +82,7 @@ def test_quick_run_checks_equivalence_and_writes_the_schema(tmp_path):
   pytest.importorskip("diffusers")
   names = ["unet_fwd_64_b8", "ddim50_64_b8", "ssim_256_b8", "proto_similarity", "push"]
   out = tmp_path / "bench.json"
-  proc = subprocess.run(
-      [sys.executable, "benchmarks/run.py", "--quick", "--gap", "0", "--only", ",".join(names), "--json", str(out)],
-      cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+  proc = _bench("--only", ",".join(names), "--json", str(out))
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   data = json.loads(out.read_text())
   assert data["device"] and data["peak"]["gflops"] > 0
@@ -167,10 +173,7 @@ def test_quick_mixed_run_checks_bf16_against_the_float32_reference(tmp_path):
   pytest.importorskip("torch")
   pytest.importorskip("diffusers")
   out = tmp_path / "bench.json"
-  proc = subprocess.run(
-      [sys.executable, "benchmarks/run.py", "--quick", "--gap", "0", "--precision", "mixed", "--device", "cpu",
-       "--only", "unet_fwd_64_b8", "--json", str(out)],
-      cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+  proc = _bench("--precision", "mixed", "--device", "cpu", "--only", "unet_fwd_64_b8", "--json", str(out))
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   data = json.loads(out.read_text())
   assert data["precision"] == "mixed" and data["devices"]["reference"] == "cpu"

@@ -193,14 +193,15 @@ class TrainStep:
     self.opt.zero_grad(set_to_none=True)
     return info
 
-  def _autocast(self):
-    return torch.autocast(DEVICE.type, dtype=torch.float16) if self.low else contextlib.nullcontext()
+  @staticmethod
+  def _autocast(low: bool):
+    return torch.autocast(DEVICE.type, dtype=torch.float16) if low else contextlib.nullcontext()
 
   def _fixed_grads(self, sample, t, target, low: bool) -> dict:
     """{param name: gradient of the ε-MSE as float32 numpy} on fixed inputs; `low`: under autocast
     float16 with a fixed loss scale of 2^16 (what the GradScaler starts at), unscaled."""
     scale = 2.0 ** 16 if low else 1.0
-    with torch.autocast(DEVICE.type, dtype=torch.float16) if low else contextlib.nullcontext():
+    with self._autocast(low):
       loss = F.mse_loss(self.model(sample, t).sample.float(), target)
     (loss * scale).backward()
     grads = {k: (p.grad.float() / scale).cpu().numpy() for k, p in self.model.named_parameters()}
@@ -211,7 +212,7 @@ class TrainStep:
     noise = torch.randn_like(self.clean)
     ts = torch.randint(0, self.spec["diffusion"]["num_timesteps"], (self.clean.shape[0],), device=DEVICE)
     noisy = self.noise_schedule.add_noise(self.clean, noise, ts)
-    with self._autocast():
+    with self._autocast(self.low):
       loss = F.mse_loss(self.model(torch.cat([noisy, self.cond], 1), ts).sample.float(), noise)
     (self.scaler.scale(loss) if self.low else loss).backward()
     return loss

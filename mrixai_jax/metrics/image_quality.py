@@ -65,9 +65,10 @@ def _filter_valid(x, taps):
 def _image_mean(s):
   """Mean over (H, W, C) of [N, H, W, C] -> [N], as two matrix-vector products (rows, then images).
 
-  A fused elementwise map + mean reduction goes to XLA:CPU's YNNPACK reduce kernel by default in
-  jaxlib 0.10, 50x slower than the map alone; a dot keeps the map a plain loop fusion. Averaging
-  rows first keeps the float32 error of the mean near 1e-7.
+  XLA:CPU (jaxlib 0.10) hands the SSIM map fused with a mean reduction to its YNNPACK reduce
+  kernel by default, ~100x slower here than these two dots, which keep the map a plain loop
+  fusion (benchmarks/ssim_filter_variants.py). Averaging rows first keeps the float32 error of
+  the mean near 1e-7.
   """
   n, h = s.shape[:2]
   rows = s.reshape(n, h, -1)

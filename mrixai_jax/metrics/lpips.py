@@ -19,7 +19,7 @@ NORM_EPS = 1e-10
 MIN_SIZE = 16  # conv5_3 (the last tap) runs at 1/16 of the input resolution
 # On CPU, VGG16 runs over pairs in steps of about this many pair pixels (2 pairs of 256²): the
 # activations of a whole batch (268 MB for conv1_2 at 256², 8 pairs) spill far out of the caches;
-# 1 / 2 / 4 pairs per step at 256² ran 1.24x / 1.34x / 1.11x faster than 8 at once
+# 1 / 2 / 4 pairs per step at 256² ran 1.24-1.40x / 1.34-1.39x / 1.11-1.13x faster than 8 at once
 # (benchmarks/lpips_layers.py --pairs-per-step). Other backends take the whole batch at once.
 CPU_PAIR_PIXELS_PER_STEP = 2 * 256 * 256
 

@@ -3,9 +3,13 @@
 Op formulations follow the perf notes (shared/design/perf/README.md): GroupNorm from per-channel
 spatial sums, and attention with the heads in front and the softmax normalisation deferred
 (`exp(s - max)`, `P @ V`, then divide by the row sums); on XLA:CPU the stock forms are several
-times slower. Norm statistics and the softmax run in float32 whatever the compute dtype. SiLU
-has a constant-free derivative (docs/PERFORMANCE.md: +7% per training step on XLA:CPU).
+times slower. Norm statistics and the softmax run in float32 whatever the compute dtype, and
+so do the accumulation and bias add of every convolution and dense layer (`conv`, `dense`): a
+bfloat16 bias gradient summed over B·H·W in bfloat16 stalls (at 64² it came out 20–80% off).
+SiLU has a constant-free derivative (docs/PERFORMANCE.md: +7% per training step on XLA:CPU).
 """
+
+import functools
 
 import math
 
@@ -14,6 +18,22 @@ import jax
 import jax.numpy as jnp
 
 _PAD1 = ((1, 1), (1, 1))
+
+
+def conv(features: int, kernel: int, dtype, name: str, **kwargs):
+  """`nn.Conv` (HWIO kernel, bias) computing in `dtype` with float32 accumulation and bias add;
+  returns `x -> y` with `y` in `dtype`. Call inside a compact method."""
+  layer = nn.Conv(features, (kernel, kernel), dtype=dtype, name=name,
+                  conv_general_dilated=functools.partial(jax.lax.conv_general_dilated,
+                                                         preferred_element_type=jnp.float32), **kwargs)
+  return lambda x: layer(x).astype(dtype)
+
+
+def dense(features: int, dtype, name: str):
+  """`nn.Dense` computing in `dtype` with float32 accumulation and bias add; output in `dtype`."""
+  layer = nn.Dense(features, dtype=dtype, name=name,
+                   dot_general=functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32))
+  return lambda x: layer(x).astype(dtype)
 
 
 @jax.custom_jvp
@@ -99,8 +119,8 @@ class TimestepEmbedding(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = nn.Dense(self.dim, dtype=self.dtype, name="linear_1")(x)
-    return nn.Dense(self.dim, dtype=self.dtype, name="linear_2")(silu(x))
+    x = dense(self.dim, self.dtype, "linear_1")(x)
+    return dense(self.dim, self.dtype, "linear_2")(silu(x))
 
 
 class ResnetBlock(nn.Module):
@@ -117,14 +137,14 @@ class ResnetBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, temb, deterministic: bool):
-    conv = lambda name, k=3: nn.Conv(self.out_channels, (k, k), padding=_PAD1 if k == 3 else 0,
-                                     dtype=self.dtype, name=name)
-    h = conv("conv1")(silu(GroupNorm(self.groups, self.eps, name="norm1")(x)))
-    h = h + nn.Dense(self.out_channels, dtype=self.dtype, name="time_emb_proj")(silu(temb))[:, None, None, :]
+    block_conv = lambda name, k=3: conv(self.out_channels, k, self.dtype, name, padding=_PAD1 if k == 3 else 0)
+    h = block_conv("conv1")(silu(GroupNorm(self.groups, self.eps, name="norm1")(x)))
+    temb = dense(self.out_channels, self.dtype, "time_emb_proj")(silu(temb)).astype(jnp.float32)
+    h = (h + temb[:, None, None, :]).astype(self.dtype)  # float32 add: its gradient sums over H·W
     h = silu(GroupNorm(self.groups, self.eps, name="norm2")(h))
-    h = conv("conv2")(nn.Dropout(self.dropout)(h, deterministic=deterministic))
+    h = block_conv("conv2")(nn.Dropout(self.dropout)(h, deterministic=deterministic))
     if x.shape[-1] != self.out_channels:
-      x = conv("conv_shortcut", k=1)(x)
+      x = block_conv("conv_shortcut", k=1)(x)
     return x + h
 
 
@@ -144,10 +164,10 @@ class AttentionBlock(nn.Module):
     b, hh, ww, c = x.shape
     heads = c // self.head_dim
     h = GroupNorm(self.groups, self.eps, name="group_norm")(x).reshape(b, hh * ww, c)
-    q, k, v = (nn.Dense(c, dtype=self.dtype, name=n)(h).reshape(b, hh * ww, heads, self.head_dim)
+    q, k, v = (dense(c, self.dtype, n)(h).reshape(b, hh * ww, heads, self.head_dim)
                for n in ("to_q", "to_k", "to_v"))
     o = attention(q, k, v).reshape(b, hh * ww, c)
-    return x + nn.Dense(c, dtype=self.dtype, name="to_out_0")(o).reshape(b, hh, ww, c)
+    return x + dense(c, self.dtype, "to_out_0")(o).reshape(b, hh, ww, c)
 
 
 class Downsample(nn.Module):
@@ -158,7 +178,7 @@ class Downsample(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return nn.Conv(self.channels, (3, 3), strides=(2, 2), padding=_PAD1, dtype=self.dtype, name="conv")(x)
+    return conv(self.channels, 3, self.dtype, "conv", strides=(2, 2), padding=_PAD1)(x)
 
 
 class Upsample(nn.Module):
@@ -170,4 +190,4 @@ class Upsample(nn.Module):
   @nn.compact
   def __call__(self, x):
     x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-    return nn.Conv(self.channels, (3, 3), padding=_PAD1, dtype=self.dtype, name="conv")(x)
+    return conv(self.channels, 3, self.dtype, "conv", padding=_PAD1)(x)

@@ -173,7 +173,7 @@ class UNet(nn.Module):
     temb = layers.TimestepEmbedding(self.time_embedding_dim or 4 * chs[0], dtype, name="time_embedding")(emb)
 
     x = jnp.concatenate([x_t, cond], axis=-1).astype(dtype)
-    x = nn.Conv(chs[0], (3, 3), padding=((1, 1), (1, 1)), dtype=dtype, name="conv_in")(x)
+    x = layers.conv(chs[0], 3, dtype, "conv_in", padding=((1, 1), (1, 1)))(x)
     skips = [x]
     for i, ch in enumerate(chs):
       x, block_skips = DownBlock(blocks, ch, self.layers_per_block, down_attn[i], i < n - 1,
@@ -186,7 +186,7 @@ class UNet(nn.Module):
       skips = skips[:-k]
 
     x = layers.silu(layers.GroupNorm(self.norm_num_groups, self.norm_eps, name="conv_norm_out")(x))
-    x = nn.Conv(self.out_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=dtype, name="conv_out")(x)
+    x = layers.conv(self.out_channels, 3, dtype, "conv_out", padding=((1, 1), (1, 1)))(x)
     return x.astype(jnp.float32)
 
 

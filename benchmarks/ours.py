@@ -82,8 +82,9 @@ class _UnetWorkload:
     _save(path, {"x": self.x, "t": self.t, "cond": self.cond})
 
   def mesh(self):
-    """All devices when there are several (the entry points' choice, e.g. generate.py), else None."""
-    if jax.device_count() == 1:
+    """All devices when there are several and the batch splits over them (the entry points'
+    choice, e.g. generate.py, which reject an indivisible batch), else None: one device."""
+    if jax.device_count() == 1 or self.spec["batch"] % jax.device_count():
       return None
     return _library("mrixai_jax.training.sharding").make_mesh()
 

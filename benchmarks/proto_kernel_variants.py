@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Diagnostic for docs/PERFORMANCE.md: the prototype distance kernel at the paper's sizes (16 feature
-maps of 32x32x128, 30 prototypes of 1x1x128), as the library computes it (`l2_distances`: vmap over
-images of ReLU(‖z‖² − 2 z·p + ‖p‖²), which XLA compiles to one fused dot over the whole batch)
-against other formulations of the same distances, the bare matmuls (lower bounds for any formulation, both operand orders) and a square
+maps of 32x32x128, 30 prototypes of 1x1x128), as the library computes it (`l2_distances`: one
+matmul over the batch, −2 folded into the prototype matrix) against other formulations of the same
+distances, the bare matmuls (lower bounds for any formulation, both operand orders) and a square
 2048³ matmul (the peak). Variants alternate over rounds (medians of per-round medians), so load
 from other processes hits them alike; "CPU" is the process's CPU seconds per wall second while
-the variant runs (2.0 = both cores busy).
+the variant runs (2.0 = both cores busy). Second table: the kernels on a different feature batch
+per call (16 batches of 8 MB cycled, as a push over a dataset reads them) instead of one batch
+that stays in the caches.
 
   python benchmarks/proto_kernel_variants.py [--rounds 5] [--reps 20]
 """
@@ -29,11 +31,14 @@ from mrixai_jax.models import proto_engine  # noqa: E402
 HIGHEST = jax.lax.Precision.HIGHEST
 
 
-def folded(z, p):
-  """One matmul over the batch with −2 folded into the prototype matrix: ‖z‖² + z·(−2p) + ‖p‖²."""
-  rows, flat = z.reshape(-1, z.shape[-1]), p.reshape(p.shape[0], -1)
-  out = jnp.sum(rows * rows, axis=-1, keepdims=True) + jnp.dot(rows, -2.0 * flat.T, precision=HIGHEST)
-  return jax.nn.relu(out + jnp.sum(flat * flat, -1)).reshape(*z.shape[:3], -1)
+def vmapped_einsums(z, p):
+  """The library before: per image ReLU(‖z‖² − 2 z·p + ‖p‖²), `jax.vmap` over the batch."""
+  flat = p.reshape(p.shape[0], -1)
+
+  def one(zi):
+    z2 = jnp.sum(zi * zi, axis=-1, keepdims=True)
+    return jax.nn.relu(z2 - 2.0 * jnp.einsum("hwf,pf->hwp", zi, flat, precision=HIGHEST) + jnp.sum(flat * flat, -1))
+  return jax.vmap(one)(z)
 
 
 def one_matmul(z, p):
@@ -75,7 +80,7 @@ def main():
   bare_flops = 2.0 * 16384 * 128 * 30
   rows = [  # name, function, args, FLOPs, checked against the library
       ("library l2_distances", proto_engine.l2_distances, (z, protos), kernel_flops, True),
-      ("one matmul, -2 folded into p", jax.jit(folded), (z, protos), kernel_flops, True),
+      ("vmap of per-image einsums (before)", jax.jit(vmapped_einsums), (z, protos), kernel_flops, True),
       ("one matmul, -2 on the output", jax.jit(one_matmul), (z, protos), kernel_flops, True),
       ("augmented [z,1].[-2p; |p|^2]", jax.jit(augmented), (z, protos), kernel_flops, True),
       ("prototypes on LHS, transposed", jax.jit(prototypes_lhs), (z, protos), kernel_flops, True),
@@ -104,7 +109,20 @@ def main():
     cpu = (time.process_time() - c0) / (time.perf_counter() - t0)
     print(f"{name:36s} {s * 1e3:8.3f} ms  {flops / s / 1e9:6.0f} GFLOP/s  {flops / s / peak:6.1%} of peak  "
           f"CPU {cpu:4.2f}  max abs diff vs library {err}", flush=True)
-
+  batches = [jnp.asarray(1.0 / (1.0 + np.exp(-rng.standard_normal(z.shape))), jnp.float32) for _ in range(16)]
+  print("-- a different feature batch per call (16 x 8 MB cycled)")
+  streamed = rows[:3] + rows[6:7]
+  per_call = {name: [] for name, *_ in streamed}
+  for r in range(args.rounds + 1):  # round 0 warms up (pages, compilation)
+    for name, fn, _, _, _ in streamed if r % 2 == 0 else streamed[::-1]:
+      t0 = time.perf_counter()
+      for zb in batches:
+        fn(zb, protos).block_until_ready()
+      if r:
+        per_call[name].append((time.perf_counter() - t0) / len(batches))
+  for name, _, _, flops, _ in streamed:
+    s = statistics.median(per_call[name])
+    print(f"{name:36s} {s * 1e3:8.3f} ms  {flops / s / 1e9:6.0f} GFLOP/s  {flops / s / peak:6.1%} of peak", flush=True)
 
 if __name__ == "__main__":
   main()

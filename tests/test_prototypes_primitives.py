@@ -369,12 +369,12 @@ def test_per_class_purity_prefers_the_thinner_structure():
   np.testing.assert_array_equal(index[0, 0, 0], 0)
 
 
-def test_distance_kernel_is_one_jitted_vmapped_matmul():
+def test_distance_kernel_is_one_jitted_matmul():
   z, p = jnp.zeros((2, 5, 5, 8)), jnp.zeros((6, 1, 1, 8))
   assert hasattr(pe.l2_distances, "lower")  # a jax.jit-compiled function
   jaxpr = str(jax.make_jaxpr(pe.l2_distances)(z, p))
   assert jaxpr.count("dot_general") == 1 and "while" not in jaxpr and "scan" not in jaxpr
-  # vmapped over the batch, prototypes shared: equals per-image calls.
+  # One matmul over the whole batch, prototypes shared: equals per-image calls.
   z = jnp.asarray(np.random.default_rng(0).uniform(size=(3, 4, 4, 8)), jnp.float32)
   p = jnp.asarray(np.random.default_rng(1).uniform(size=(6, 1, 1, 8)), jnp.float32)
   each = jnp.concatenate([pe.l2_distances(z[i:i + 1], p) for i in range(3)])

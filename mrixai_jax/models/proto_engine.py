@@ -20,23 +20,11 @@ def flat_prototypes(prototypes):
 
 
 def _patches(z, patch_hw):
-  """`z: [H, W, D]` -> every VALID stride-1 `patch_hw` window `[H', W', D·h1·w1]`."""
+  """`z: [N, H, W, D]` -> every VALID stride-1 `patch_hw` window `[N, H', W', D·h1·w1]`."""
   if tuple(patch_hw) == (1, 1):
     return z
-  out = jax.lax.conv_general_dilated_patches(
-      z[None], tuple(patch_hw), (1, 1), "VALID",
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST)
-  return out[0]
-
-
-def _image_distances(z, prototypes):
-  """One image: `z: [H, W, D]`, `prototypes: [P, h1, w1, D]` -> `[H', W', P]` squared distances."""
-  patches = _patches(z, prototypes.shape[1:3])
-  flat = flat_prototypes(prototypes).astype(patches.dtype)
-  z2 = jnp.sum(patches * patches, axis=-1, keepdims=True)
-  zp = jnp.einsum("hwf,pf->hwp", patches, flat, precision=_HIGHEST)
-  p2 = jnp.sum(flat * flat, axis=-1)
-  return jax.nn.relu(z2 - 2.0 * zp + p2)
+  return jax.lax.conv_general_dilated_patches(
+      z, tuple(patch_hw), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST)
 
 
 @jax.jit
@@ -44,9 +32,17 @@ def l2_distances(z, prototypes):
   """Squared L2 distances `[N, H', W', P]` of every patch of `z: [N, H, W, D]` to every prototype.
 
   `prototypes: [P, h1, w1, D]`; H' = H − h1 + 1. The distance kernel of all heads: one jit-compiled
-  function, `jax.vmap` over the batch with the prototypes shared, ReLU(‖z‖² − 2 z·p + ‖p‖²).
+  function, ReLU(‖z‖² + z·(−2p) + ‖p‖²) with one matmul `[N·H'·W', F] × [F, P]` over the whole
+  batch and the −2 folded into the (small) prototype matrix (exact: scaling by 2 is exact in
+  binary floating point); benchmarks/proto_kernel_variants.py measures the alternatives.
   """
-  return jax.vmap(_image_distances, in_axes=(0, None))(z, prototypes)
+  patches = _patches(z, prototypes.shape[1:3])
+  rows = patches.reshape(-1, patches.shape[-1])
+  flat = flat_prototypes(prototypes).astype(rows.dtype)
+  z2 = jnp.sum(rows * rows, axis=-1, keepdims=True)
+  zp = jnp.dot(rows, -2.0 * flat.T, precision=_HIGHEST)
+  p2 = jnp.sum(flat * flat, axis=-1)
+  return jax.nn.relu(z2 + zp + p2).reshape(*patches.shape[:3], -1)
 
 
 def distance_flops(z_shape, prototype_shape) -> float:

@@ -228,17 +228,18 @@ def table(results) -> str:
 
 def ours_workers(names, all_specs, no_flags, env, folder):
   """One ours worker per distinct set of library XLA flags (they depend on the image size and
-  are fixed once jax starts): {workload name: Worker}."""
+  batch, and are fixed once jax starts): {workload name: Worker}."""
   from mrixai_jax import xla_flags  # pylint: disable=g-import-not-at-top
   version = xla_flags._jaxlib_version()  # pylint: disable=protected-access
   by_flags, chosen = {}, {}
   for name in names:
-    size = all_specs[name].get("size")
-    key = () if no_flags else xla_flags.wanted_flags(version, size)
+    size, batch = all_specs[name].get("size"), all_specs[name].get("batch")
+    key = () if no_flags else xla_flags.wanted_flags(version, size, (batch,) if batch else (), xla_flags.usable_cpus())
     if key not in by_flags:
       label = f"ours{len(by_flags)}"
       worker_env = dict(env, MRIXAI_XLA_FLAGS="0") if no_flags else env
-      by_flags[key] = common.Worker(label, ["ours", str(size or 0)], worker_env, os.path.join(folder, f"{label}.log"))
+      by_flags[key] = common.Worker(label, ["ours", str(size or 0), str(batch or 0)], worker_env,
+                                    os.path.join(folder, f"{label}.log"))
     chosen[name] = by_flags[key]
   return chosen
 

@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from mrixai_jax import config_validation
 from mrixai_jax import errors
 from mrixai_jax import workdir as workdir_lib
 
@@ -103,7 +104,8 @@ def run(main, validate=None, prepare=None):
       config = flags.FLAGS.config if "config" in flags.FLAGS else None
       if prepare is not None:
         prepare(config)
-      xla_flags.configure(None if config is None else config.data.image_size)
+      if config is not None:
+        xla_flags.configure(config.data.image_size, config_validation.batch_sizes(config))
       if validate is not None:
         validate(config)
       if "overwrite" in flags.FLAGS:  # defined with --config/--workdir by define_config_and_workdir_flags

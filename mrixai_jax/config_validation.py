@@ -1,5 +1,7 @@
 """Start-up checks of a config: impossible values fail before any work, naming the key."""
 
+import functools
+
 from mrixai_jax.errors import ConfigError
 
 SAMPLERS = ("ddpm", "ddim")
@@ -11,6 +13,14 @@ TASKS = ("diffusion", "heads")
 def _require(condition: bool, key: str, message: str) -> None:
   if not condition:
     raise ConfigError(f"config.{key}: {message}")
+
+
+BATCH_KEYS = ("train.batch_size", "sample.batch_size", "heads.train.batch_size")  # sharded over all devices
+
+
+def batch_sizes(config) -> tuple:
+  """The values of BATCH_KEYS in `config`."""
+  return tuple(int(functools.reduce(getattr, key.split("."), config)) for key in BATCH_KEYS)
 
 
 def validate(config, num_devices: int | None = None) -> None:
@@ -34,8 +44,7 @@ def validate(config, num_devices: int | None = None) -> None:
   _require(all(c % m.norm_num_groups == 0 for c in m.block_out_channels), "model.norm_num_groups",
            f"must divide every block_out_channels entry {tuple(m.block_out_channels)}")
   _require(f.num_timesteps > 0, "diffusion.num_timesteps", "must be positive")
-  for key, batch in (("train.batch_size", t.batch_size), ("sample.batch_size", s.batch_size),
-                     ("heads.train.batch_size", h.train.batch_size)):
+  for key, batch in zip(BATCH_KEYS, batch_sizes(config)):
     _require(batch > 0 and batch % num_devices == 0, key,
              f"{batch} is not a positive multiple of the device count ({num_devices})")
   _require(0.0 <= f.p_uncond < 1.0, "diffusion.p_uncond", f"must be in [0, 1), got {f.p_uncond}")

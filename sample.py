@@ -49,4 +49,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main, validate=config_validation.validate, prepare=apply_flags)
+  cli.run(main, validate=config_validation.validate, prepare=apply_flags, host_devices=True)

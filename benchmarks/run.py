@@ -226,14 +226,19 @@ def table(results) -> str:
       ("max abs err", "err")])
 
 
+SAMPLING_KINDS = ("unet_forward", "ddim", "ddpm")  # sample.py's code path: host devices apply
+
+
 def ours_workers(names, all_specs, no_flags, env, folder):
-  """One ours worker per distinct set of library XLA flags (they depend on the image size and
-  batch, and are fixed once jax starts): {workload name: Worker}."""
+  """One ours worker per distinct set of library XLA flags (they depend on the image size, and on
+  the batch where the entry point shards it over host devices: sample.py; they are fixed once jax
+  starts): {workload name: Worker}."""
   from mrixai_jax import xla_flags  # pylint: disable=g-import-not-at-top
   version = xla_flags._jaxlib_version()  # pylint: disable=protected-access
   by_flags, chosen = {}, {}
   for name in names:
-    size, batch = all_specs[name].get("size"), all_specs[name].get("batch")
+    size = all_specs[name].get("size")
+    batch = all_specs[name].get("batch") if all_specs[name]["kind"] in SAMPLING_KINDS else None
     key = () if no_flags else xla_flags.wanted_flags(version, size, (batch,) if batch else (), xla_flags.usable_cpus())
     if key not in by_flags:
       label = f"ours{len(by_flags)}"

@@ -87,12 +87,14 @@ def _parse_flags(argv):
     _fail(str(e))
 
 
-def run(main, validate=None, prepare=None):
+def run(main, validate=None, prepare=None, host_devices: bool = False):
   """`absl.app.run(main)` with one-line errors.
 
   prepare(config): sets the script's own flags in the parsed config, in place (sample.py's
   `--num_samples` etc.), so they are validated and recorded/compared in the workdir like any
-  `--config.KEY` override; validate(config): may raise `ConfigError`.
+  `--config.KEY` override; validate(config): may raise `ConfigError`. host_devices: one CPU
+  device per core for small images (`xla_flags`), for entry points whose sharded batches gain
+  from it (sampling; training does not, and its numbers would then depend on the core count).
   """
 
   def guarded(argv):
@@ -105,7 +107,7 @@ def run(main, validate=None, prepare=None):
       if prepare is not None:
         prepare(config)
       if config is not None:
-        xla_flags.configure(config.data.image_size, config_validation.batch_sizes(config))
+        xla_flags.configure(config.data.image_size, config_validation.batch_sizes(config) if host_devices else ())
       if validate is not None:
         validate(config)
       if "overwrite" in flags.FLAGS:  # defined with --config/--workdir by define_config_and_workdir_flags

@@ -4,10 +4,11 @@
 when jax creates its first backend, so call it before any jax computation (first thing in an
 entry point, with the config's `data.image_size` and batch sizes; `benchmarks/worker.py` does).
 Besides the experimental fusion flags of CPU_FLAGS, small images get one host device per CPU core
-(`--xla_force_host_platform_device_count`): the entry points shard batches over all devices, so
-each core runs its own share of the batch (DDIM sampling at 64² +28%), instead of two cores
-splitting every small convolution. It only adds CPU devices: on a GPU machine jax still computes
-on the GPU. It changes nothing when:
+(`--xla_force_host_platform_device_count`) when the caller passes batch sizes (`cli.run(...,
+host_devices=True)`: sample.py): batches are sharded over all devices, so each core runs its own
+share (DDIM sampling at 64² +28%) instead of two cores splitting every small convolution. Training
+gains nothing from it, so train.py and the study leave it out. It only adds CPU devices: on a GPU
+machine jax still computes on the GPU. It changes nothing when:
 - `MRIXAI_XLA_FLAGS=0` (opt-out; also `false`, `no`, `off`),
 - jax already created a backend (too late to matter),
 - the flag is already in `XLA_FLAGS` (the user's setting wins),

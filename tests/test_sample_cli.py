@@ -1,7 +1,9 @@
 """sample.py end to end on a tiny checkpoint saved with the training checkpoint API."""
 
 import importlib.util
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +14,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from mrixai_jax import generate
+from mrixai_jax import config_validation, generate, xla_flags
 from mrixai_jax.training import checkpoint, diffusion_task
 from mrixai_jax.training import state as state_lib
 
@@ -110,6 +112,26 @@ def test_sample_py_writes_samples_figures_and_dicom(run_dir):
   with np.load(out / "samples.npz") as npz:
     # float32 reductions differ with the batch shape; 1e-4 is far below the images' spread.
     np.testing.assert_allclose(npz["samples"], data["samples"], rtol=0, atol=1e-4)
+
+
+def test_sample_py_shards_over_one_host_device_per_core(run_dir, tmp_path):
+  """Without XLA_FLAGS from the user, sample.py (small images) runs one CPU device per core that
+  divides every batch size (xla_flags.host_device_count), and the images equal a 4-device run's."""
+  root, config = run_dir
+  shutil.copytree(root / "work" / checkpoint.DIFFUSION_SUBDIR, tmp_path / checkpoint.DIFFUSION_SUBDIR)
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  cmd = [sys.executable, "sample.py", f"--config={root / 'tiny.py'}", f"--workdir={tmp_path}", "--seed=5"]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr
+  expected = xla_flags.host_device_count(SIZE, config_validation.batch_sizes(config), xla_flags.usable_cpus())
+  assert f"{expected} device(s)" in proc.stderr
+  with np.load(tmp_path / "samples" / "samples.npz") as npz:
+    ours = npz["samples"]
+  config = config.copy_and_resolve_references()
+  config.sample.seed = 5
+  generate.run(config, str(tmp_path))  # in-process: the tests' 4 forced host devices
+  with np.load(tmp_path / "samples" / "samples.npz") as npz:
+    np.testing.assert_allclose(npz["samples"], ours, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("flags,problem", [

@@ -9,7 +9,7 @@ import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from mrixai_jax.data import phantom
+from mrixai_jax.data import phantom, preprocess
 
 SIZE = 64  # MR_small.dcm is 64 x 64 int16
 DZ = 2.5
@@ -93,3 +93,14 @@ def write_duke_patient(root, number, num_slices=6, seed=0):
   _write_seg(os.path.join(masks, f"Segmentation_{pid}_Dense_and_Vessels.seg.nrrd"), dense_vessels,
              [("Vessels", 1), ("Dense", 2)])
   return pid, pixels, labels
+
+
+def assert_split_matches_volume(data: dict, pixels, labels, cfg) -> None:
+  """A loaded split holds exactly the slices `preprocess.prepare_slices` makes of one written
+  patient (`pixels`, `labels` from `write_duke_patient`; `cfg`: the data config it was built with)."""
+  expected = preprocess.prepare_slices(pixels.astype(np.float32), labels, cfg.image_size, cfg.clip_percentiles,
+                                       cfg.min_breast_fraction)
+  assert len(expected["slice_index"]) >= 3
+  np.testing.assert_array_equal(data["slice_index"], expected["slice_index"])
+  np.testing.assert_array_equal(data["labels"], expected["labels"])
+  np.testing.assert_allclose(data["image"], expected["image"], atol=1e-6)

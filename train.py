@@ -6,8 +6,6 @@ Exit codes: 0 done; 1 training diverged (NaN/Inf); 2 bad config or input; 143 / 
 SIGTERM / SIGINT after saving a checkpoint of the current step (run the same command to resume).
 """
 
-import sys
-
 from mrixai_jax import cli
 from mrixai_jax import config_validation
 
@@ -16,17 +14,9 @@ _CONFIG, _WORKDIR = cli.define_config_and_workdir_flags()
 
 def main(argv):
   del argv
-  from mrixai_jax.training import loop, tasks  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.training import tasks  # pylint: disable=g-import-not-at-top
 
-  try:
-    tasks.train(_CONFIG.value, _WORKDIR.value)
-  except loop.NonFiniteError as e:
-    print(f"train.py: {e}", file=sys.stderr)
-    return 1
-  except loop.Interrupted as e:
-    print(f"train.py: {e}", file=sys.stderr)
-    return e.exit_code
-  return 0
+  tasks.train(_CONFIG.value, _WORKDIR.value)  # training stops become exit codes in cli.run
 
 
 if __name__ == "__main__":

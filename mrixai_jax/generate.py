@@ -32,8 +32,6 @@ TRAJECTORY_ROWS = 4
 MASK_SUFFIXES = (".png", ".npy")
 
 
-
-
 class Progress:
   """Prints `sample: done/total images  rate img/s  ETA` lines to stderr."""
 

@@ -17,8 +17,8 @@ from typing import Callable
 import numpy as np
 
 from mrixai_jax.report import atomic
+from mrixai_jax.workdir import STAGES_SUBDIR  # markers live where --overwrite clears them
 
-STAGES_SUBDIR = "stages"
 EXPLAIN_SUBDIR = "explain"
 REPORT_SUBDIR = "report"
 

@@ -56,7 +56,7 @@ PRODUCTS = (
     (("report",), None),
 )
 TRASH = ".overwritten"
-STAGES_SUBDIR = "stages"  # study.STAGES_SUBDIR
+STAGES_SUBDIR = "stages"  # the study's stage markers (study.py uses this)
 
 
 class WorkdirConfigError(errors.UserError):

@@ -17,11 +17,12 @@ from mrixai_jax.models import vgg
 
 NORM_EPS = 1e-10
 MIN_SIZE = 16  # conv5_3 (the last tap) runs at 1/16 of the input resolution
-# On CPU, VGG16 runs over pairs in steps of about this many pair pixels (2 pairs of 256²): the
-# activations of a whole batch (268 MB for conv1_2 at 256², 8 pairs) spill far out of the caches;
-# 1 / 2 / 4 pairs per step at 256² ran 1.24-1.40x / 1.34-1.39x / 1.11-1.13x faster than 8 at once
-# (benchmarks/lpips_layers.py --pairs-per-step). Other backends take the whole batch at once.
-CPU_PAIR_PIXELS_PER_STEP = 2 * 256 * 256
+# On CPU, VGG16 runs over pairs in steps of about this many pair pixels (1 pair of 256²): the
+# activations of a whole batch (268 MB for conv1_2 at 256², 8 pairs) spill far out of the caches,
+# and conv1_2 / the conv2 block alone run at 424 / 428 GFLOP/s on one image against 299 / 334 on
+# four. 8 pairs of 256² took 1685 ms at 1 pair per step against 1948 ms at 2 (docs/PERFORMANCE.md,
+# "LPIPS"). Other backends take the whole batch at once.
+CPU_PAIR_PIXELS_PER_STEP = 256 * 256
 
 
 def _unit_normalize(f: jnp.ndarray) -> jnp.ndarray:
@@ -60,8 +61,7 @@ def _default_variables(lin_source: str, cache_dir):
   return jax.tree.map(jnp.asarray, variables(weights.lpips_vgg_params(lin_source, cache_dir)))
 
 
-@functools.partial(jax.jit, static_argnames=("pairs_per_step",))
-def _lpips_apply(params, x, y, pairs_per_step):
+def _pair_distances(params, x, y, pairs_per_step):
   """Sum over taps per pair, VGG16 over `pairs_per_step` pairs at a time (`lax.map`); the batch is
   zero-padded to a whole number of steps (a zero pair has distance 0) and cut back."""
   n = x.shape[0]
@@ -72,6 +72,18 @@ def _lpips_apply(params, x, y, pairs_per_step):
   x, y = (jnp.pad(v, pad).reshape(steps, pairs_per_step, *v.shape[1:]) for v in (x, y))
   per_step = jax.lax.map(lambda xy: LPIPS().apply(params, *xy).sum(axis=-1), (x, y))
   return per_step.reshape(-1)[:n]
+
+
+_lpips_apply = jax.jit(_pair_distances, static_argnames=("pairs_per_step",))
+
+
+@functools.lru_cache(maxsize=8)
+def _default_lpips_fn(lin_source: str, cache_dir, pairs_per_step: int):
+  """Jitted `(x, y) -> [B]` with the default weights as compile-time constants: XLA:CPU then lays
+  out each convolution's weights once when compiling instead of in every VGG16 step (8 pairs of
+  256²: 2046 -> 1733 ms against the weights passed as arguments; docs/PERFORMANCE.md, "LPIPS")."""
+  params = _default_variables(lin_source, cache_dir)
+  return jax.jit(lambda x, y: _pair_distances(params, x, y, pairs_per_step))
 
 
 def default_pairs_per_step(height: int, width: int):
@@ -96,7 +108,7 @@ def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None, pairs_per
                      f"at 1/16 resolution), got {a.shape[1:3]}")
   if pairs_per_step is not None and pairs_per_step < 1:
     raise ValueError(f"lpips pairs_per_step must be >= 1, got {pairs_per_step}")
-  step = pairs_per_step or default_pairs_per_step(*a.shape[1:3]) or a.shape[0]
+  step = min(int(pairs_per_step or default_pairs_per_step(*a.shape[1:3]) or a.shape[0]), a.shape[0])
   if params is None:
-    params = _default_variables(lin_source, None if cache_dir is None else str(cache_dir))
-  return _lpips_apply(params, a, b, min(int(step), a.shape[0]))
+    return _default_lpips_fn(lin_source, None if cache_dir is None else str(cache_dir), step)(a, b)
+  return _lpips_apply(params, a, b, step)

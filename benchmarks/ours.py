@@ -88,11 +88,24 @@ class _UnetWorkload:
       return None
     return _library("mrixai_jax.training.sharding").make_mesh()
 
+  def place(self, params):
+    """Puts the batch (x_t, t, cond) sharded over `mesh()` and returns `params` replicated, once
+    before timing, as the training loop holds its state and batches on the devices (and torch its
+    tensors in memory): the timed calls move no data."""
+    mesh = self.mesh()
+    if mesh is None:
+      batch = replicated = jax.devices()[0]
+    else:
+      sharding = _library("mrixai_jax.training.sharding")
+      batch, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+    self.x, self.t, self.cond = (jax.device_put(v, batch) for v in (self.x, self.t, self.cond))
+    return jax.device_put(params, replicated)
+
 
 class UnetForward(_UnetWorkload):
   def setup(self, path_in, path_out):
     del path_out
-    self.params = self.params_from(path_in)
+    self.params = self.place(self.params_from(path_in))
     mesh = self.mesh()
     if mesh is None:
       self.fn = jax.jit(self.eps_fn)
@@ -171,6 +184,11 @@ class _Sampling(_UnetWorkload):
     self.schedule = schedule.from_config(ml_collections.ConfigDict(spec["diffusion"]))
     self.keys = self.sampling.image_keys(jax.random.PRNGKey(spec["seed"]), 0, spec["batch"])
 
+  def place(self, params):
+    params = super().place(params)
+    self.keys = jax.device_put(self.keys, self.x.sharding)
+    return params
+
   def sampler(self, plan, clip):
     return self.sampling.Sampler(self.eps_fn, self.schedule, plan, clip_sample=clip,
                                  clip_range=self.spec["sample"]["clip_range"], mesh=self.mesh())
@@ -194,7 +212,7 @@ class Ddim(_Sampling):
 
   def setup(self, path_in, path_out):
     del path_out
-    self.params = self.params_from(path_in)
+    self.params = self.place(self.params_from(path_in))
     unclipped = self.sampler(self.plan(), clip=False)(self.params, self.keys, self.cond).samples
     check = compare(unclipped, np.load(path_in)["out_unclipped"], rtol=self.spec["rtol"])
     self.run = self.sampler(self.plan(), clip=self.spec["sample"]["clip_sample"])
@@ -210,7 +228,7 @@ class Ddpm(_Sampling):
 
   def setup(self, path_in, path_out):
     del path_out
-    self.params = self.params_from(path_in)
+    self.params = self.place(self.params_from(path_in))
     self.run = self.sampler(self.sampling.ddpm_plan(self.schedule), clip=self.spec["sample"]["clip_sample"])
     return {"check": None}
 

@@ -124,23 +124,41 @@ def _fd_of_stats(a: RunningStats, b: RunningStats) -> float:
   return frechet_distance(a.mean, a.cov, b.mean, b.cov)
 
 
+# On CPU, InceptionV3 (inputs resized to 299²) runs one image per step: 16 images of 64² took
+# 820 ms that way against 1371 ms as one batch (2 per step: 1073 ms). Other backends: whole batch.
+CPU_INCEPTION_IMAGES_PER_STEP = 1
+
+
 def inception_extractor(params=None, cache_dir=None):
   """A jitted [B, H, W, C] in [-1, 1] -> [B, 2048] pool3 function (params: ported by default)."""
-  from mrixai_jax.models import inception  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.models import inception, stepped  # pylint: disable=g-import-not-at-top
   if params is None:
     params = inception.load_params(cache_dir=cache_dir)
-  apply = jax.jit(inception.FIDInceptionV3().apply)
+  net = inception.FIDInceptionV3()
+
+  def extract(p, x):
+    per_step = CPU_INCEPTION_IMAGES_PER_STEP if jax.default_backend() == "cpu" else x.shape[0]
+    return stepped.map_in_steps(lambda v: net.apply(p, v), (x,), per_step)
+
+  apply = jax.jit(extract)
   return lambda x: apply(params, x)
 
 
 def vgg_extractor(layer: str = "conv5_3", params=None, cache_dir=None):
-  """A jitted [B, H, W, C] in [-1, 1] -> [B, C_layer] function: VGG16 `layer`, spatial mean."""
-  from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
+  """A jitted [B, H, W, C] in [-1, 1] -> [B, C_layer] function: VGG16 `layer`, spatial mean, over
+  `vgg.images_per_step` images at a time, the weights compiled in as constants (XLA:CPU lays out
+  each convolution's weights once when compiling instead of in every call; with both, 16 images
+  took 109 instead of 138 ms at 64² and 1.70 instead of 2.67 s at 256²)."""
+  from mrixai_jax.models import stepped, vgg  # pylint: disable=g-import-not-at-top
   if params is None:
     params = vgg.load_params(last_layer=layer, cache_dir=cache_dir)
   net = vgg.VGG16(last_layer=layer, outputs=(layer,))
-  apply = jax.jit(lambda p, x: jnp.mean(net.apply(p, x)[layer], axis=(1, 2)))
-  return lambda x: apply(params, x)
+
+  def extract(x):
+    per_step = vgg.images_per_step(*x.shape[1:3]) or x.shape[0]
+    return stepped.map_in_steps(lambda v: jnp.mean(net.apply(params, v)[layer], axis=(1, 2)), (x,), per_step)
+
+  return jax.jit(extract)
 
 
 def fid(real, fake, batch_size: int = 16, params=None, cache_dir=None) -> float:

@@ -13,16 +13,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mrixai_jax.models import stepped
 from mrixai_jax.models import vgg
 
 NORM_EPS = 1e-10
 MIN_SIZE = 16  # conv5_3 (the last tap) runs at 1/16 of the input resolution
-# On CPU, VGG16 runs over pairs in steps of about this many pair pixels (1 pair of 256²): the
-# activations of a whole batch (268 MB for conv1_2 at 256², 8 pairs) spill far out of the caches,
-# and conv1_2 / the conv2 block alone run at 424 / 428 GFLOP/s on one image against 299 / 334 on
-# four. 8 pairs of 256² took 1685 ms at 1 pair per step against 1948 ms at 2 (docs/PERFORMANCE.md,
-# "LPIPS"). Other backends take the whole batch at once.
-CPU_PAIR_PIXELS_PER_STEP = 256 * 256
 
 
 def _unit_normalize(f: jnp.ndarray) -> jnp.ndarray:
@@ -62,16 +57,9 @@ def _default_variables(lin_source: str, cache_dir):
 
 
 def _pair_distances(params, x, y, pairs_per_step):
-  """Sum over taps per pair, VGG16 over `pairs_per_step` pairs at a time (`lax.map`); the batch is
-  zero-padded to a whole number of steps (a zero pair has distance 0) and cut back."""
-  n = x.shape[0]
-  if pairs_per_step >= n:
-    return LPIPS().apply(params, x, y).sum(axis=-1)
-  steps = -(-n // pairs_per_step)
-  pad = ((0, steps * pairs_per_step - n),) + ((0, 0),) * (x.ndim - 1)
-  x, y = (jnp.pad(v, pad).reshape(steps, pairs_per_step, *v.shape[1:]) for v in (x, y))
-  per_step = jax.lax.map(lambda xy: LPIPS().apply(params, *xy).sum(axis=-1), (x, y))
-  return per_step.reshape(-1)[:n]
+  """Sum over taps per pair, VGG16 over `pairs_per_step` pairs at a time (`stepped.map_in_steps`;
+  a zero-padded pair has distance 0)."""
+  return stepped.map_in_steps(lambda u, v: LPIPS().apply(params, u, v).sum(axis=-1), (x, y), pairs_per_step)
 
 
 _lpips_apply = jax.jit(_pair_distances, static_argnames=("pairs_per_step",))
@@ -87,11 +75,10 @@ def _default_lpips_fn(lin_source: str, cache_dir, pairs_per_step: int):
 
 
 def default_pairs_per_step(height: int, width: int):
-  """Pairs per VGG16 step: about `CPU_PAIR_PIXELS_PER_STEP` pair pixels on CPU; None (the whole
-  batch at once) on other backends."""
-  if jax.default_backend() != "cpu":
-    return None
-  return max(1, CPU_PAIR_PIXELS_PER_STEP // (height * width))
+  """Pairs per VGG16 step: half of `vgg.images_per_step` (1 pair of 256² on CPU: 8 pairs took
+  1685 ms at 1 pair per step against 1948 ms at 2); None (the whole batch at once) off the CPU."""
+  images = vgg.images_per_step(height, width)
+  return None if images is None else max(1, images // 2)
 
 
 def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None, pairs_per_step: int | None = None) -> jnp.ndarray:

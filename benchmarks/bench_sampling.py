@@ -85,10 +85,11 @@ def measure(name: str, quick: bool, rounds: int, batch=None) -> dict:
   labels = np.random.default_rng(0).integers(0, 4, size=(batch, size, size))
   cond = jax.device_put(one_hot_labels(jnp.asarray(labels)), sharding.batch_sharding(mesh))
   keys = sampling.image_keys(jax.random.PRNGKey(0), 0, batch)
+  sample = sampler.bind(params)  # as generate.py samples
 
   def call():
     start = time.perf_counter()
-    out = sampler(params, keys, cond)
+    out = sample(keys, cond)
     out.samples.block_until_ready()
     return time.perf_counter() - start
 

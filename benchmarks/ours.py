@@ -175,7 +175,8 @@ class TrainStep(_UnetWorkload):
 
 
 class _Sampling(_UnetWorkload):
-  """The library's `Sampler` (one jitted scan, no trajectory recording) over the UNet."""
+  """The library's `Sampler` (one jitted scan, no trajectory recording) over the UNet, with the
+  params compiled in (`Sampler.bind`) as generate.py samples."""
 
   def __init__(self, spec):
     super().__init__(spec)
@@ -194,7 +195,7 @@ class _Sampling(_UnetWorkload):
                                  clip_range=self.spec["sample"]["clip_range"], mesh=self.mesh())
 
   def __call__(self):
-    _sync(self.run(self.params, self.keys, self.cond).samples)
+    _sync(self.run(self.keys, self.cond).samples)
 
 
 class Ddim(_Sampling):
@@ -213,9 +214,9 @@ class Ddim(_Sampling):
   def setup(self, path_in, path_out):
     del path_out
     self.params = self.place(self.params_from(path_in))
-    unclipped = self.sampler(self.plan(), clip=False)(self.params, self.keys, self.cond).samples
+    unclipped = self.sampler(self.plan(), clip=False).bind(self.params)(self.keys, self.cond).samples
     check = compare(unclipped, np.load(path_in)["out_unclipped"], rtol=self.spec["rtol"])
-    self.run = self.sampler(self.plan(), clip=self.spec["sample"]["clip_sample"])
+    self.run = self.sampler(self.plan(), clip=self.spec["sample"]["clip_sample"]).bind(self.params)
     return {"check": check}
 
 
@@ -229,7 +230,7 @@ class Ddpm(_Sampling):
   def setup(self, path_in, path_out):
     del path_out
     self.params = self.place(self.params_from(path_in))
-    self.run = self.sampler(self.sampling.ddpm_plan(self.schedule), clip=self.spec["sample"]["clip_sample"])
+    self.run = self.sampler(self.sampling.ddpm_plan(self.schedule), clip=self.spec["sample"]["clip_sample"]).bind(self.params)
     return {"check": None}
 
 

@@ -97,7 +97,8 @@ def select_masks(config, workdir: str, masks_path=None) -> dict:
 # ---------------------------------------------------------------- sampling
 def sample_images(sampler, params, labels: np.ndarray, seed: int, batch_size: int, null_cond=0.0,
                   progress: Progress = None) -> dict:
-  """Runs `sampler` over `labels [N,S,S]` in batches of `batch_size` (the last one padded).
+  """Runs `sampler` (params compiled in: `Sampler.bind`) over `labels [N,S,S]` in batches of
+  `batch_size` (the last one padded).
 
   Returns numpy `samples`, `finite`, `trajectory_xt`, `trajectory_eps_norm`, `trajectory_x0` (`[N, ...]`).
   """
@@ -109,10 +110,10 @@ def sample_images(sampler, params, labels: np.ndarray, seed: int, batch_size: in
   key = jax.random.PRNGKey(seed)
   num = len(labels)
   parts = []
+  sample = sampler.bind(params)
   for start in range(0, num, batch_size):
     rows = np.arange(start, start + batch_size) % num  # pad the last batch by wrapping around
-    out = sampler(params, sampling.image_keys(key, start, batch_size), one_hot_labels(jnp.asarray(labels[rows])),
-                  null_cond)
+    out = sample(sampling.image_keys(key, start, batch_size), one_hot_labels(jnp.asarray(labels[rows])), null_cond)
     count = min(batch_size, num - start)
     parts.append({k: np.asarray(v)[:count] for k, v in out._asdict().items()})
     if progress is not None:

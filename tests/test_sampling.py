@@ -193,9 +193,9 @@ def test_ddpm_with_exact_gaussian_eps_has_right_moments():
   assert abs(x.var(ddof=1) - s * s) < var_tol + abs(v_chain - s * s)
 
 
-def _small_ddim_sampler(**kwargs):
+def _small_ddim_sampler(eps_fn=_eps_jax, **kwargs):
   schedule = _schedule()
-  return sampling.Sampler(_eps_jax, schedule, sampling.ddim_plan(schedule, 10, eta=1.0),
+  return sampling.Sampler(eps_fn, schedule, sampling.ddim_plan(schedule, 10, eta=1.0),
                           trajectory_indices=(0, 5, -1), **kwargs)
 
 
@@ -255,3 +255,25 @@ def test_step_indices():
     sampling.normalize_step_indices((10,), 10)
   with pytest.raises(ValueError, match="num_steps"):
     sampling.ddim_plan(_schedule(), 0)
+
+
+def test_bound_params_equal_params_as_arguments():
+  """`Sampler.bind(params)` (weights compiled in as constants, as generate.py samples) gives the
+  samples and trajectories of `sampler(params, ...)` with a real (tiny) UNet, sharded over the 4
+  test devices."""
+  from mrixai_jax.models import unet  # pylint: disable=g-import-not-at-top
+  model = unet.UNet(in_channels=4, out_channels=1, block_out_channels=(8, 16), norm_num_groups=4, norm_eps=1e-5,
+                    down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                    layers_per_block=1, attention_head_dim=8)
+  cond = jnp.asarray(_cond(np.random.default_rng(4), 4))
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((4, SIZE, SIZE, 1)), jnp.zeros((4,), jnp.int32), cond)
+  rng = np.random.default_rng(5)  # random weights of every parameter (biases and norms included)
+  params = jax.tree.map(lambda p: jnp.asarray(rng.normal(0, 0.2, p.shape), jnp.float32), shapes["params"])
+  sampler = _small_ddim_sampler(mesh=sharding.make_mesh(), eps_fn=unet.eps_fn(model))
+  keys = sampling.image_keys(jax.random.key(9), 0, 4)
+  as_arguments = sampler(params, keys, cond)
+  bound = sampler.bind(params)(keys, cond)
+  assert len(bound.samples.sharding.device_set) == 4
+  assert np.abs(np.asarray(as_arguments.samples)).max() > 0.1
+  for got, want in zip(bound, as_arguments):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=1e-4)

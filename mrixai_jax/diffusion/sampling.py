@@ -189,11 +189,7 @@ class Sampler:
     slot[list(self.trajectory_indices)] = np.arange(num_slots, dtype=np.int32)
     self._xs = (np.arange(plan.num_steps, dtype=np.int32), plan.timesteps.astype(np.int32), slot,
                 *(a.astype(np.float32) for a in (plan.x0_coef, plan.xt_coef, plan.eps_coef, plan.noise_std)))
-    if mesh is None:
-      self._run = jax.jit(self._sample)
-    else:
-      batch, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
-      self._run = jax.jit(self._sample, in_shardings=(rep, batch, batch, rep), out_shardings=batch)
+    self._run = self._compile(self._sample, with_params=True)
 
   @property
   def trajectory_timesteps(self) -> np.ndarray:
@@ -201,9 +197,34 @@ class Sampler:
     return self.plan.timesteps[list(self.trajectory_indices)]
 
   def __call__(self, params, keys, cond, null_cond=0.0) -> SampleOutput:
+    self._check_batch(cond)
+    return self._run(params, keys, cond, jnp.asarray(null_cond, jnp.float32))
+
+  def bind(self, params):
+    """`(keys [B], cond, null_cond=0.) -> SampleOutput` with `params` compiled in as constants, for
+    many batches from one set of weights (generate.py): XLA:CPU then lays out the convolution
+    weights once instead of at every step (DDIM-50 64² b8 on 2 host devices: 1155 -> 1113 ms).
+    Each `bind` compiles anew; results equal `self(params, ...)` up to float32 rounding."""
+    run = self._compile(lambda keys, cond, null_cond: self._sample(params, keys, cond, null_cond), with_params=False)
+
+    def sample(keys, cond, null_cond=0.0) -> SampleOutput:
+      self._check_batch(cond)
+      return run(keys, cond, jnp.asarray(null_cond, jnp.float32))
+
+    return sample
+
+  def _compile(self, fn, with_params: bool):
+    """jax.jit of `fn([params,] keys, cond, null_cond)`; with a mesh, keys/cond/outputs sharded
+    over the batch and params/null_cond replicated."""
+    if self.mesh is None:
+      return jax.jit(fn)
+    batch, rep = sharding.batch_sharding(self.mesh), sharding.replicated(self.mesh)
+    in_shardings = ((rep,) if with_params else ()) + (batch, batch, rep)
+    return jax.jit(fn, in_shardings=in_shardings, out_shardings=batch)
+
+  def _check_batch(self, cond) -> None:
     if self.mesh is not None:
       sharding.check_batch_divisible(int(cond.shape[0]), self.mesh, "sampling batch size")
-    return self._run(params, keys, cond, jnp.asarray(null_cond, jnp.float32))
 
   def _sample(self, params, keys, cond, null_cond) -> SampleOutput:
     b, h, w, _ = cond.shape

@@ -230,7 +230,8 @@ class Ddpm(_Sampling):
   def setup(self, path_in, path_out):
     del path_out
     self.params = self.place(self.params_from(path_in))
-    self.run = self.sampler(self.sampling.ddpm_plan(self.schedule), clip=self.spec["sample"]["clip_sample"]).bind(self.params)
+    sampler = self.sampler(self.sampling.ddpm_plan(self.schedule), clip=self.spec["sample"]["clip_sample"])
+    self.run = sampler.bind(self.params)
     return {"check": None}
 
 

@@ -266,7 +266,8 @@ def test_bound_params_equal_params_as_arguments():
                     down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
                     layers_per_block=1, attention_head_dim=8)
   cond = jnp.asarray(_cond(np.random.default_rng(4), 4))
-  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((4, SIZE, SIZE, 1)), jnp.zeros((4,), jnp.int32), cond)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((4, SIZE, SIZE, 1)), jnp.zeros((4,), jnp.int32),
+                          cond)
   rng = np.random.default_rng(5)  # random weights of every parameter (biases and norms included)
   params = jax.tree.map(lambda p: jnp.asarray(rng.normal(0, 0.2, p.shape), jnp.float32), shapes["params"])
   sampler = _small_ddim_sampler(mesh=sharding.make_mesh(), eps_fn=unet.eps_fn(model))

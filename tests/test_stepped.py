@@ -13,7 +13,8 @@ def test_map_in_steps_equals_numpy(per_step):
   rng = np.random.default_rng(per_step)
   a = rng.standard_normal((7, 4, 5)).astype(np.float32)
   b = rng.standard_normal((7, 4, 5)).astype(np.float32)
-  out = stepped.map_in_steps(lambda u, v: jnp.tanh(u).sum(axis=2) * v[:, :, 0], (jnp.asarray(a), jnp.asarray(b)), per_step)
+  fn = lambda u, v: jnp.tanh(u).sum(axis=2) * v[:, :, 0]
+  out = stepped.map_in_steps(fn, (jnp.asarray(a), jnp.asarray(b)), per_step)
   np.testing.assert_allclose(np.asarray(out), np.tanh(a).sum(axis=2) * b[:, :, 0], rtol=1e-5, atol=1e-6)
 
 

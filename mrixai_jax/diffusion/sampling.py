@@ -203,7 +203,8 @@ class Sampler:
   def bind(self, params):
     """`(keys [B], cond, null_cond=0.) -> SampleOutput` with `params` compiled in as constants, for
     many batches from one set of weights (generate.py): XLA:CPU then lays out the convolution
-    weights once instead of at every step (DDIM-50 64² b8 on 2 host devices: 1155 -> 1113 ms).
+    weights once instead of at every step (DDIM-50 64² b8 on 2 host devices, params already
+    replicated: 1070 -> 1029 ms; benchmarks/constant_weights.py).
     Each `bind` compiles anew; results equal `self(params, ...)` up to float32 rounding."""
     run = self._compile(lambda keys, cond, null_cond: self._sample(params, keys, cond, null_cond), with_params=False)
 

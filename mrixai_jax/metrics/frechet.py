@@ -148,7 +148,7 @@ def vgg_extractor(layer: str = "conv5_3", params=None, cache_dir=None):
   """A jitted [B, H, W, C] in [-1, 1] -> [B, C_layer] function: VGG16 `layer`, spatial mean, over
   `vgg.images_per_step` images at a time, the weights compiled in as constants (XLA:CPU lays out
   each convolution's weights once when compiling instead of in every call; with both, 16 images
-  took 109 instead of 138 ms at 64² and 1.70 instead of 2.67 s at 256²)."""
+  took 107 instead of 137 ms at 64² and 1.58 instead of 2.55 s at 256²; benchmarks/constant_weights.py)."""
   from mrixai_jax.models import stepped, vgg  # pylint: disable=g-import-not-at-top
   if params is None:
     params = vgg.load_params(last_layer=layer, cache_dir=cache_dir)

@@ -69,14 +69,14 @@ _lpips_apply = jax.jit(_pair_distances, static_argnames=("pairs_per_step",))
 def _default_lpips_fn(lin_source: str, cache_dir, pairs_per_step: int):
   """Jitted `(x, y) -> [B]` with the default weights as compile-time constants: XLA:CPU then lays
   out each convolution's weights once when compiling instead of in every VGG16 step (8 pairs of
-  256²: 2046 -> 1733 ms against the weights passed as arguments; docs/PERFORMANCE.md, "LPIPS")."""
+  256²: 2015 -> 1715 ms against the weights passed as arguments; benchmarks/constant_weights.py)."""
   params = _default_variables(lin_source, cache_dir)
   return jax.jit(lambda x, y: _pair_distances(params, x, y, pairs_per_step))
 
 
 def default_pairs_per_step(height: int, width: int):
-  """Pairs per VGG16 step: half of `vgg.images_per_step` (1 pair of 256² on CPU: 8 pairs took
-  1685 ms at 1 pair per step against 1948 ms at 2); None (the whole batch at once) off the CPU."""
+  """Pairs per VGG16 step: half of `vgg.images_per_step` (1 pair of 256² on CPU, 1.07x faster than 2
+  with the default weights; benchmarks/constant_weights.py); None (the whole batch) off the CPU."""
   images = vgg.images_per_step(height, width)
   return None if images is None else max(1, images // 2)
 

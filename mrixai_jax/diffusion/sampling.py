@@ -30,6 +30,7 @@ memory is O(K), never O(S).
 """
 
 import dataclasses
+import functools
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
@@ -201,11 +202,14 @@ class Sampler:
     return self._run(params, keys, cond, jnp.asarray(null_cond, jnp.float32))
 
   def bind(self, params):
-    """`(keys [B], cond, null_cond=0.) -> SampleOutput` with `params` compiled in as constants, for
-    many batches from one set of weights (generate.py): XLA:CPU then lays out the convolution
-    weights once instead of at every step (DDIM-50 64² b8 on 2 host devices, params already
-    replicated: 1070 -> 1029 ms; benchmarks/constant_weights.py).
-    Each `bind` compiles anew; results equal `self(params, ...)` up to float32 rounding."""
+    """`(keys [B], cond, null_cond=0.) -> SampleOutput` for many batches from one set of weights
+    (generate.py). On CPU the params are compiled in as constants: XLA:CPU then lays out the
+    convolution weights once instead of at every step (DDIM-50 64² b8 on 2 host devices, params
+    already replicated: 1070 -> 1029 ms; benchmarks/constant_weights.py); each `bind` compiles
+    anew, and results equal `self(params, ...)` up to float32 rounding. Other backends (not
+    measured there) keep the params as arguments."""
+    if jax.default_backend() != "cpu":
+      return functools.partial(self.__call__, params)
     run = self._compile(lambda keys, cond, null_cond: self._sample(params, keys, cond, null_cond), with_params=False)
 
     def sample(keys, cond, null_cond=0.0) -> SampleOutput:

@@ -5,7 +5,7 @@ passes a few images at a time, against the plain forms, in one process.
 Rows (each pair alternates over rounds after an idle gap; medians, speed-up = plain / library):
   lpips     `metrics.lpips` (default weights as constants, 1 pair of 256² per step) against the same
             weights passed as arguments, at 1 and 2 pairs per step;
-  fd_vgg    `frechet.vgg_extractor` (constants, `vgg.images_per_step`) against one jitted pass over
+  fd_vgg    `frechet.vgg_extractor` (constants, `vgg.cpu_images_per_step`) against one jitted pass over
             the batch with the weights as arguments, at 64² and 256²;
   fid       `frechet.inception_extractor` (one image per step) against one pass over the batch;
   ddim      `Sampler.bind(params)` against `sampler(params, ...)`, DDIM-50 on the demo UNet (64²,

@@ -97,7 +97,7 @@ def select_masks(config, workdir: str, masks_path=None) -> dict:
 # ---------------------------------------------------------------- sampling
 def sample_images(sampler, params, labels: np.ndarray, seed: int, batch_size: int, null_cond=0.0,
                   progress: Progress = None) -> dict:
-  """Runs `sampler` (params compiled in: `Sampler.bind`) over `labels [N,S,S]` in batches of
+  """Runs `sampler`, bound once to `params` (`Sampler.bind`), over `labels [N,S,S]` in batches of
   `batch_size` (the last one padded).
 
   Returns numpy `samples`, `finite`, `trajectory_xt`, `trajectory_eps_norm`, `trajectory_x0` (`[N, ...]`).

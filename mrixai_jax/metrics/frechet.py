@@ -137,7 +137,7 @@ def inception_extractor(params=None, cache_dir=None):
   net = inception.FIDInceptionV3()
 
   def extract(p, x):
-    per_step = CPU_INCEPTION_IMAGES_PER_STEP if jax.default_backend() == "cpu" else x.shape[0]
+    per_step = stepped.rows_per_step(CPU_INCEPTION_IMAGES_PER_STEP, x.shape[0])
     return stepped.map_in_steps(lambda v: net.apply(p, v), (x,), per_step)
 
   apply = jax.jit(extract)
@@ -146,7 +146,7 @@ def inception_extractor(params=None, cache_dir=None):
 
 def vgg_extractor(layer: str = "conv5_3", params=None, cache_dir=None):
   """A jitted [B, H, W, C] in [-1, 1] -> [B, C_layer] function: VGG16 `layer`, spatial mean, over
-  `vgg.images_per_step` images at a time, the weights compiled in as constants (XLA:CPU lays out
+  `vgg.cpu_images_per_step` images at a time on CPU, the weights compiled in as constants (XLA:CPU lays out
   each convolution's weights once when compiling instead of in every call; with both, 16 images
   took 107 instead of 137 ms at 64² and 1.58 instead of 2.55 s at 256²; benchmarks/constant_weights.py)."""
   from mrixai_jax.models import stepped, vgg  # pylint: disable=g-import-not-at-top
@@ -155,7 +155,7 @@ def vgg_extractor(layer: str = "conv5_3", params=None, cache_dir=None):
   net = vgg.VGG16(last_layer=layer, outputs=(layer,))
 
   def extract(x):
-    per_step = vgg.images_per_step(*x.shape[1:3]) or x.shape[0]
+    per_step = stepped.rows_per_step(vgg.cpu_images_per_step(*x.shape[1:3]), x.shape[0])
     return stepped.map_in_steps(lambda v: jnp.mean(net.apply(params, v)[layer], axis=(1, 2)), (x,), per_step)
 
   return jax.jit(extract)

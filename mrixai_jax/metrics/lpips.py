@@ -74,11 +74,10 @@ def _default_lpips_fn(lin_source: str, cache_dir, pairs_per_step: int):
   return jax.jit(lambda x, y: _pair_distances(params, x, y, pairs_per_step))
 
 
-def default_pairs_per_step(height: int, width: int):
-  """Pairs per VGG16 step: half of `vgg.images_per_step` (1 pair of 256² on CPU, 1.07x faster than 2
-  with the default weights; benchmarks/constant_weights.py); None (the whole batch) off the CPU."""
-  images = vgg.images_per_step(height, width)
-  return None if images is None else max(1, images // 2)
+def default_pairs_per_step(height: int, width: int, num_pairs: int) -> int:
+  """Pairs per VGG16 step: on CPU half of `vgg.cpu_images_per_step` (1 pair of 256², 1.07x faster
+  than 2 with the default weights; benchmarks/constant_weights.py); elsewhere all `num_pairs`."""
+  return stepped.rows_per_step(vgg.cpu_images_per_step(height, width) // 2, num_pairs)
 
 
 def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None, pairs_per_step: int | None = None) -> jnp.ndarray:
@@ -95,7 +94,7 @@ def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None, pairs_per
                      f"at 1/16 resolution), got {a.shape[1:3]}")
   if pairs_per_step is not None and pairs_per_step < 1:
     raise ValueError(f"lpips pairs_per_step must be >= 1, got {pairs_per_step}")
-  step = min(int(pairs_per_step or default_pairs_per_step(*a.shape[1:3]) or a.shape[0]), a.shape[0])
+  step = min(int(pairs_per_step or default_pairs_per_step(*a.shape[1:3], a.shape[0])), a.shape[0])
   if params is None:
     return _default_lpips_fn(lin_source, None if cache_dir is None else str(cache_dir), step)(a, b)
   return _lpips_apply(params, a, b, step)

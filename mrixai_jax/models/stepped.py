@@ -9,6 +9,12 @@ import jax
 import jax.numpy as jnp
 
 
+def rows_per_step(cpu_rows: int, batch: int) -> int:
+  """Rows per step for a batch of `batch`: `cpu_rows` (at least 1) on CPU, where small steps keep
+  the activations in cache; the whole batch (one pass) on other backends."""
+  return max(1, int(cpu_rows)) if jax.default_backend() == "cpu" else batch
+
+
 def map_in_steps(fn, arrays: tuple, per_step: int):
   """`fn(*[per_step, ...] arrays) -> [per_step, ...]` over `arrays` (each `[N, ...]`) -> `[N, ...]`.
 

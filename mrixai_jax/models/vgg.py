@@ -18,7 +18,6 @@ layer (ImageNet mean/std expressed for [-1, 1] inputs) is applied inside the mod
 from typing import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -43,11 +42,9 @@ SCALE = (0.458, 0.448, 0.450)
 CPU_PIXELS_PER_STEP = 2 * 256 * 256
 
 
-def images_per_step(height: int, width: int):
-  """Images per VGG16 pass for a batch of `height x width` images: about `CPU_PIXELS_PER_STEP`
-  pixels on CPU (at least 1); None (the whole batch) on other backends."""
-  if jax.default_backend() != "cpu":
-    return None
+def cpu_images_per_step(height: int, width: int) -> int:
+  """Images of `height x width` per VGG16 pass on CPU: about `CPU_PIXELS_PER_STEP` pixels, at least 1
+  (`stepped.rows_per_step` applies it on CPU only)."""
   return max(1, CPU_PIXELS_PER_STEP // (height * width))
 
 

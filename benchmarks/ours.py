@@ -106,13 +106,7 @@ class UnetForward(_UnetWorkload):
   def setup(self, path_in, path_out):
     del path_out
     self.params = self.place(self.params_from(path_in))
-    mesh = self.mesh()
-    if mesh is None:
-      self.fn = jax.jit(self.eps_fn)
-    else:  # batch sharded, params replicated, as the library's sampler and trainer place them
-      sharding = _library("mrixai_jax.training.sharding")
-      batch = sharding.batch_sharding(mesh)
-      self.fn = jax.jit(self.eps_fn, in_shardings=(sharding.replicated(mesh), batch, batch, batch))
+    self.fn = jax.jit(self.eps_fn)  # partitioned as `place` put the inputs: batch sharded, params replicated
     out = self.fn(self.params, self.x, self.t, self.cond)
     ref = np.load(path_in)["out"]
     return {"check": compare(out, ref, rtol=self.spec["rtol"]),

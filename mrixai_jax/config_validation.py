@@ -62,3 +62,5 @@ def validate(config, num_devices: int | None = None) -> None:
   _require(h.kind in HEAD_KINDS, "heads.kind", f"must be one of {HEAD_KINDS}, got {h.kind!r}")
   _require(all(k in HEAD_KINDS for k in h.kinds), "heads.kinds", f"entries must be in {HEAD_KINDS}")
   _require(0.0 < h.purity_threshold <= 1.0, "heads.purity_threshold", "must be in (0, 1]")
+  _require(h.train.feature_cache_mb >= 0, "heads.train.feature_cache_mb",
+           f"must be >= 0 (0: never cache backbone features), got {h.train.feature_cache_mb}")

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from mrixai_jax import errors
+from mrixai_jax import progress
 from mrixai_jax.report import atomic
 
 SAMPLES_FILE = pathlib.Path("samples") / "samples.npz"
@@ -32,16 +33,7 @@ def _mean_sd(values) -> dict:
 
 def _batched(name: str, fn, a, b, batch_size: int) -> np.ndarray:
   """fn over aligned batches of a and b -> [N]; logs progress (images/s, ETA) every ~10 s."""
-  out, start, last = [], time.time(), time.time()
-  for i in range(0, len(a), batch_size):
-    out.append(np.asarray(fn(a[i:i + batch_size], b[i:i + batch_size])))
-    done, now = min(i + batch_size, len(a)), time.time()
-    if now - last > 10 or done == len(a):
-      rate = done / max(now - start, 1e-9)
-      logging.info("%s: %d/%d images, %.1f img/s, ETA %.0f s", name, done, len(a), rate,
-                   (len(a) - done) / max(rate, 1e-9))
-      last = now
-  return np.concatenate(out)
+  return np.concatenate([np.asarray(fn(a[rows], b[rows])) for rows in progress.batch_slices(len(a), batch_size, name)])
 
 
 def _set_distance(name: str, compute) -> tuple:

@@ -3,8 +3,8 @@
 Each entry point compares the sections its results depend on (`SECTIONS`); a section is compared
 only once some entry point has used it in this workdir (so `train.py` followed by `sample.py` with
 another `sample.num_samples` is fine, but a second `sample.py` with yet another one is not). Keys
-that change no result (`IGNORED`: logging, checkpoint cadence, file locations, parallelism) are
-never compared. A mismatch is a `WorkdirConfigError` naming the differing keys.
+that change no result (`IGNORED`: logging, checkpoint cadence, file locations, parallelism, memory
+for speed) are never compared. A mismatch is a `WorkdirConfigError` naming the differing keys.
 
 `--overwrite` accepts the new config: first every output computed from a changed section
 (`PRODUCTS`: checkpoints, samples, heads, study stage markers, ...; the markers first) is renamed
@@ -36,7 +36,7 @@ IGNORED = frozenset({
     "task", "heads.kind", "distributed.initialize", "data.tfds_dir", "data.manual_dir", "data.prefetch",
     "model.remat", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints", "train.sample_every",
     "train.sample_grid_size", "train.sample_grid_steps", "heads.train.log_every", "heads.train.checkpoint_every",
-    "heads.train.keep_checkpoints",
+    "heads.train.keep_checkpoints", "heads.train.feature_cache_mb",
 })
 _MAX_LISTED = 8
 

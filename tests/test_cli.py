@@ -37,7 +37,7 @@ def test_missing_config_file_is_named():
 
 @pytest.mark.parametrize("key, value, device_count", [
     ("train.batch_size", 6, 4), ("heads.kind", "protonet", 1), ("sample.sampler", "euler", 1),
-    ("diffusion.p_uncond", 1.5, 1), ("heads.purity_threshold", 0.0, 1),
+    ("diffusion.p_uncond", 1.5, 1), ("heads.purity_threshold", 0.0, 1), ("heads.train.feature_cache_mb", -1, 1),
 ])
 def test_validate_names_the_offending_key(key, value, device_count):
   config = demo.get_config()

@@ -100,8 +100,8 @@ def test_single_tissue_class_training_loss_is_finite(kind):
   data = phantom.generate(4, 32, 0)
 
   def loss(p):
-    return pm.cell_loss(model, p, jnp.asarray(data["image"]), jnp.asarray(data["labels"]), jnp.ones(1),
-                        heads.loss, 2.0, jax.random.PRNGKey(1))
+    z = pm.features(model, p, jnp.asarray(data["image"]))
+    return pm.cell_loss(model, p, z, jnp.asarray(data["labels"]), jnp.ones(1), heads.loss, 2.0, jax.random.PRNGKey(1))
 
   (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(params)
   assert np.isfinite(value), metrics

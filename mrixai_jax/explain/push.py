@@ -9,13 +9,12 @@ and ties inside a batch go to the first (image, h, w) in row-major order, as in 
 
 import functools
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
+from mrixai_jax import progress
 from mrixai_jax.explain import receptive_field as rf
 from mrixai_jax.models import proto_engine as pe
 from mrixai_jax.models import prototypes as pm
@@ -69,36 +68,31 @@ class NearestPatchSearch:
     self.patches[better] = patches[better]
 
 
-def push_prototypes(model, params: dict, split: dict, batch_size: int, log_every_s: float = 10.0):
+def push_prototypes(model, params: dict, split: dict, batch_size: int, trunk=None):
   """Projects every prototype onto its nearest allowed training cell; returns `(params, record)`.
 
   model/params: a `models.prototypes` network; split: `image [N, S, S, 1]`, `labels [N, S, S]`,
   `patient_id [N]`, `slice_index [N]` (un-augmented training set, visited in order). A prototype
   may only take a valid cell of its own tissue (`prototype_classes`); one that finds none becomes
   the zero vector, as in the original. `record` is described in `make_record`.
+  trunk: `[N, n, n, C]` backbone features of `split["image"]` under these params (heads
+  training's feature cache), used instead of running the backbone again; None: from the images.
   """
 
   allowed_classes = pm.prototype_classes(model, params)  # [P, T]
+  inputs = split["image"] if trunk is None else trunk
 
   @jax.jit
-  def batch_maps(images, labels):
-    z = pm.features(model, params, images)
+  def batch_maps(x, labels):
+    z = pm.features(model, params, x) if trunk is None else pm.add_on_features(params, x)
     d = pe.l2_distances(z, params["prototypes"])
     index, valid = pm.cell_targets(model, labels)
     allowed = valid[..., None] & allowed_classes[:, index].transpose(1, 2, 3, 0)
     return z, d, allowed
 
   search = NearestPatchSearch(params["prototypes"].shape)
-  num = len(split["image"])
-  start_time = last_log = time.perf_counter()
-  for first in range(0, num, batch_size):
-    rows = slice(first, min(num, first + batch_size))
-    search.update(*batch_maps(jnp.asarray(split["image"][rows]), jnp.asarray(split["labels"][rows])), first)
-    now = time.perf_counter()
-    if now - last_log >= log_every_s or rows.stop == num:
-      rate = rows.stop / max(now - start_time, 1e-9)
-      logging.info("push: %d/%d images  %.1f img/s  ETA %.0fs", rows.stop, num, rate, (num - rows.stop) / rate)
-      last_log = now
+  for rows in progress.batch_slices(len(inputs), batch_size, "push"):
+    search.update(*batch_maps(jnp.asarray(inputs[rows]), jnp.asarray(split["labels"][rows])), rows.start)
   new_params = dict(params, prototypes=jnp.asarray(search.patches))
   return new_params, make_record(model, search, split)
 

@@ -9,11 +9,12 @@ ValueError, smaller ones are clipped to 0. Covariances are unbiased (N - 1), as 
 """
 
 import logging
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from mrixai_jax import progress
 
 SQRT_EPS = 1e-6  # pytorch-fid's offset when the product is singular
 IMAG_ATOL = 1e-3  # pytorch-fid's tolerance on imaginary components
@@ -103,20 +104,12 @@ def feature_stats(images, extract, batch_size: int, dim: int, label: str = "feat
   with mmap_mode) so large sets never sit in memory as features.
   """
   stats = RunningStats(dim)
-  n = len(images)
-  start = last = time.time()
-  for i in range(0, n, batch_size):
-    batch = np.asarray(images[i:i + batch_size], np.float32)
+  for rows in progress.batch_slices(len(images), batch_size, label):
+    batch = np.asarray(images[rows], np.float32)
     count = len(batch)
     if count < batch_size:  # pad the last batch so the jitted extractor is not recompiled
       batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - count, axis=0)])
     stats.update(np.asarray(extract(jnp.asarray(batch)))[:count])
-    now = time.time()
-    if now - last > 10 or i + batch_size >= n:
-      rate = stats.count / max(now - start, 1e-9)
-      logging.info("%s: %d/%d images, %.1f img/s, ETA %.0f s", label, stats.count, n, rate,
-                   (n - stats.count) / max(rate, 1e-9))
-      last = now
   return stats
 
 

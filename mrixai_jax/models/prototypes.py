@@ -179,7 +179,17 @@ def init_params(model: ProtoModel, key, backbone=None) -> dict:
 
 def features(model: ProtoModel, params: dict, images):
   """Prototype-space features `Z: [N, n, n, D]` in (0, 1) of `images: [N, S, S, 1]` in [-1, 1]."""
-  x = model.backbone.apply({"params": params["backbone"]}, images)
+  return add_on_features(params, backbone_features(model, params, images))
+
+
+def backbone_features(model: ProtoModel, params: dict, images):
+  """Trunk output `[N, n, n, C]` (C = `model.backbone_channels`) of `images: [N, S, S, 1]` in [-1, 1]."""
+  return model.backbone.apply({"params": params["backbone"]}, images)
+
+
+def add_on_features(params: dict, trunk):
+  """The add-on 1×1 convs (ReLU between, sigmoid last): trunk `[N, n, n, C]` -> `Z: [N, n, n, D]`."""
+  x = trunk
   for i, layer in enumerate(params["add_on"]):
     x = jnp.einsum("nhwc,cd->nhwd", x, layer["kernel"]) + layer["bias"]
     x = jax.nn.sigmoid(x) if i == len(params["add_on"]) - 1 else jax.nn.relu(x)
@@ -245,16 +255,14 @@ def prototype_classes(model: ProtoModel, params: dict):
   return jnp.any(hard_assignment(params["presence"]) > 0, axis=-1).T
 
 
-def cell_loss(model: ProtoModel, params: dict, images, labels, class_weight, weights,
+def cell_loss(model: ProtoModel, params: dict, z, labels, class_weight, weights,
               gumbel_scale, key):
   """Training loss on labelled feature cells (§6.2 A) and its metrics.
 
-  images `[B, S, S, 1]`, labels `[B, S, S]` (label map), class_weight `[T]` (inverse frequency,
-  on every per-cell term), weights:
-  the `heads.loss` coefficients, gumbel_scale: ProtoPool's s for this step, key: its Gumbel draw.
-  Returns `(loss, metrics)`.
+  z `[B, n, n, D]` (`features` of the batch's images), labels `[B, S, S]` (label map), class_weight
+  `[T]` (inverse frequency, on every per-cell term), weights: the `heads.loss` coefficients,
+  gumbel_scale: ProtoPool's s for this step, key: its Gumbel draw. Returns `(loss, metrics)`.
   """
-  z = features(model, params, images)
   d = pe.l2_distances(z, params["prototypes"])
   index, valid = cell_targets(model, labels)
   background = tissue_cells.background_cells(labels, model.tissue_classes, model.cells, model.cell_size,

@@ -7,7 +7,9 @@ with provenance, `explain.push`); then the last layer alone. Each phase has its 
 (torch's separate optimizers) with per-group learning rates and coupled L2 weight decay
 (`add_decayed_weights` before `scale_by_adam`, as torch's `Adam(weight_decay=...)`); frozen groups
 get exactly zero updates and no gradient computation. ProtoPool's Gumbel multiplier follows
-`gumbel_scale(step / steps_per_epoch)`.
+`gumbel_scale(step / steps_per_epoch)`. While the backbone is fixed, its features of the training
+split are computed once and the steps and the push start from them (`feature_cache.TrainInputs`:
+up to `heads.train.feature_cache_mb` of host memory).
 
 Outputs in `WORKDIR/heads/<kind>/`: `checkpoints/<step>` (Orbax: params, optimizer states, step,
 RNG, data position; a run resumes from the latest), `push.npz` / `push.json` (provenance),
@@ -18,6 +20,7 @@ the push) and raise `Interrupted` (exit 143 / 130 from `train.py`); a non-finite
 parameter raises `NonFiniteError` naming the step before that step is saved.
 """
 
+import functools
 import json
 import math
 import os
@@ -28,12 +31,12 @@ import numpy as np
 import optax
 from absl import logging
 
-from mrixai_jax.data.pipeline import BatchIterator
 from mrixai_jax.explain import push
 from mrixai_jax.models import proto_heads as ph
 from mrixai_jax.models import prototypes as pm
 from mrixai_jax.models import tissue_cells
 from mrixai_jax.training import checkpoint as checkpoint_lib
+from mrixai_jax.training import feature_cache
 from mrixai_jax.training import interrupts
 from mrixai_jax.training import metric_window
 from mrixai_jax.training import sharding
@@ -96,6 +99,16 @@ def _trainable(train, phase: str) -> set:
   return {group for group, lr in learning_rates(train, phase).items() if lr > 0}
 
 
+def backbone_fixed_until(train, bounds: tuple, step: int) -> int:
+  """The first step at or after `step` at which the backbone trains (`num_steps` if none): its
+  output is fixed over [step, that step)."""
+  warm_end, push_step, num = bounds
+  for phase, start, end in zip(PHASES, (0, warm_end, push_step), (warm_end, push_step, num)):
+    if end > max(start, step) and learning_rates(train, phase)["backbone"] > 0:
+      return max(start, step)
+  return num
+
+
 def make_train_step(model: pm.ProtoModel, heads, phase: str, class_weight, steps_per_epoch: int, mesh):
   """Jitted `step(state, batch) -> (state, metrics)` for one phase (state replicated, batch sharded)."""
   train, pool = heads.train, heads.protopool
@@ -109,7 +122,11 @@ def make_train_step(model: pm.ProtoModel, heads, phase: str, class_weight, steps
 
     def loss_fn(params):
       params = {k: v if k in trainable else jax.lax.stop_gradient(v) for k, v in params.items()}
-      return pm.cell_loss(model, params, batch["image"], batch["labels"], class_weight, heads.loss, scale, key)
+      if "trunk" in batch:  # cached backbone features (feature_cache.TrainInputs)
+        z = pm.add_on_features(params, batch["trunk"])
+      else:
+        z = pm.features(model, params, batch["image"])
+      return pm.cell_loss(model, params, z, batch["labels"], class_weight, heads.loss, scale, key)
 
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = optimizer.update(grads, state["opt"][phase], state["params"])
@@ -172,9 +189,9 @@ class _Metrics:
         f.write(json.dumps(dict(means, step=step, phase=phase, steps_per_sec=rate)) + "\n")
 
 
-def _do_push(model, state, heads, data: dict, out_dir: str, mesh) -> dict:
+def _do_push(model, state, heads, data: dict, out_dir: str, mesh, trunk=None) -> dict:
   params = jax.device_get(state["params"])
-  pushed, record = push.push_prototypes(model, params, data, int(heads.train.push_batch_size))
+  pushed, record = push.push_prototypes(model, params, data, int(heads.train.push_batch_size), trunk)
   if jax.process_index() == 0:
     push.save_record(out_dir, record)
     push.save_gallery(os.path.join(out_dir, "prototype_gallery.png"), record, data["image"],
@@ -212,8 +229,9 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
     missing = [t for t, c in zip(model.tissue_classes, counts) if c == 0]
     raise ValueError(f"heads: no training cell is labelled with tissue {missing}; lower heads.purity_per_class "
                      f"or heads.purity_threshold (cells of {model.cell_size} px)")
-  batches = BatchIterator({"image": data["image"], "labels": data["labels"]}, int(train_cfg.batch_size),
-                          seed=int(train_cfg.seed), sharding=sharding.batch_sharding(mesh), prefetch=2)
+  name = f"heads/{heads.kind}"
+  batches = feature_cache.TrainInputs(model, data, train_cfg, functools.partial(backbone_fixed_until, train_cfg, bounds),
+                                      bounds[1], sharding.batch_sharding(mesh), name)
   steps_per_epoch = batches.batches_per_epoch
   state = jax.device_put(init_state(model, heads, steps_per_epoch, pretrained), sharding.replicated(mesh))
   checkpoints = checkpoint_lib.Checkpointer(os.path.join(out_dir, "checkpoints"), int(train_cfg.keep_checkpoints))
@@ -222,7 +240,7 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
     batches.set_state(position)
     logging.info("heads/%s: resumed from step %d", heads.kind, latest)
   steps = {phase: make_train_step(model, heads, phase, class_weight, steps_per_epoch, mesh) for phase in PHASES}
-  step, last_saved, name = int(state["step"]), latest, f"heads/{heads.kind}"
+  step, last_saved = int(state["step"]), latest
   log = _Metrics(os.path.join(out_dir, "metrics.jsonl"), name, step, bounds[2])
 
   def save():
@@ -233,8 +251,9 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
   with interrupts.StopSignals() as stop:
     try:
       while True:
+        batches.prepare(step, state)
         if step == bounds[1] and not int(state["pushed"]):
-          state = _do_push(model, state, heads, data, out_dir, mesh)
+          state = _do_push(model, state, heads, data, out_dir, mesh, batches.trunk)
           save()
         if step >= bounds[2] or (stop_at is not None and step >= stop_at):
           break

@@ -1,7 +1,7 @@
 """Throughput of the prototype similarity kernel against this machine's matmul rate.
 
-The kernel is `proto_engine.l2_distances` (one jit-compiled, vmapped ‖z‖² − 2 z·p + ‖p‖² with the
-ReLU clamp) followed by log similarity and min-pooling — what every head runs per image. Its
+The kernel is `proto_engine.l2_distances` (one jit-compiled ‖z‖² − 2 z·p + ‖p‖² over the batch with
+the ReLU clamp) followed by log similarity and min-pooling — what every head runs per image. Its
 GFLOP/s is compared with (a) `jnp.dot` on the same [cells, D] × [D, P] product and (b) a large
 square `jnp.dot` (the machine's practical matmul peak). Prints a table; `--json PATH` also writes it.
 
@@ -10,12 +10,12 @@ Usage: python benchmarks/bench_prototypes.py [--repeats 20] [--json out.json]
 
 import argparse
 import json
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+import common
 from mrixai_jax.models import proto_engine as pe
 
 # (name, batch, cells per side, prototype dim D, prototypes P)
@@ -23,16 +23,6 @@ SHAPES = (("demo_64px_conv3_3", 16, 16, 64, 12),
           ("paper_256px_conv4_3", 16, 32, 128, 30),
           ("wide_pool_2000", 8, 28, 128, 2000))
 SQUARE = 2048
-
-
-def _time(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))  # compile + warm up
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
 
 
 @jax.jit
@@ -53,15 +43,15 @@ def main():
   args = parser.parse_args()
   rng = np.random.default_rng(0)
   square = jnp.asarray(rng.standard_normal((SQUARE, SQUARE)), jnp.float32)
-  peak = 2 * SQUARE ** 3 / _time(_dot, square, square, repeats=max(3, args.repeats // 4)) / 1e9
+  peak = 2 * SQUARE ** 3 / common.median_call_seconds(_dot, square, square, reps=max(3, args.repeats // 4)) / 1e9
   rows = []
   for name, batch, cells, dim, num in SHAPES:
     z = jnp.asarray(rng.uniform(size=(batch, cells, cells, dim)), jnp.float32)
     p = jnp.asarray(rng.uniform(size=(num, 1, 1, dim)), jnp.float32)
-    seconds = _time(similarity_kernel, z, p, repeats=args.repeats)
+    seconds = common.median_call_seconds(similarity_kernel, z, p, reps=args.repeats)
     flops = pe.distance_flops(z.shape, p.shape)
     a, b = z.reshape(-1, dim), p.reshape(num, dim).T
-    dot_rate = 2 * a.shape[0] * dim * num / _time(_dot, a, b, repeats=args.repeats) / 1e9
+    dot_rate = 2 * a.shape[0] * dim * num / common.median_call_seconds(_dot, a, b, reps=args.repeats) / 1e9
     rate = flops / seconds / 1e9
     rows.append({"workload": name, "shape": f"B{batch} {cells}x{cells} D{dim} P{num}", "ms": 1e3 * seconds,
                  "images_per_s": batch / seconds, "gflops": rate, "same_shape_dot_gflops": dot_rate,

@@ -33,15 +33,30 @@ class Missing(Exception):
 
 
 # ----------------------------------------------------------------------------- statistics
-def median_call_seconds(fn, *args, reps: int) -> float:
+def median_call_seconds(fn, *args, reps: int, warmup: bool = True) -> float:
   """Median wall seconds of `fn(*args)` (a jax function) over `reps` calls, after one warm-up."""
-  fn(*args).block_until_ready()
+  if warmup:
+    fn(*args).block_until_ready()
   times = []
   for _ in range(reps):
     t0 = time.perf_counter()
     fn(*args).block_until_ready()
     times.append(time.perf_counter() - t0)
   return statistics.median(times)
+
+
+def alternating_rounds(calls: dict, rounds: int, reps: int = 1, gap: float = 0.0) -> dict:
+  """`{name: [seconds per round]}` of the no-argument jax functions `calls`: one untimed call each,
+  then every round times each (median of `reps` calls back to back, after `gap` s idle) in the order
+  of `calls`, reversed on odd rounds, so drifts and load from other processes hit all alike."""
+  for fn in calls.values():
+    fn().block_until_ready()
+  seconds = {name: [] for name in calls}
+  for r in range(rounds):
+    for name in list(calls) if r % 2 == 0 else list(calls)[::-1]:
+      time.sleep(gap)
+      seconds[name].append(median_call_seconds(calls[name], reps=reps, warmup=False))
+  return seconds
 
 
 def summarize(xs) -> dict:

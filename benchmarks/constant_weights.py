@@ -20,13 +20,14 @@ import importlib
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+
+from benchmarks import common  # noqa: E402
 
 lpips_lib = importlib.import_module("mrixai_jax.metrics.lpips")  # the package attribute is the function
 
@@ -96,16 +97,7 @@ ROWS = {"lpips": lpips_rows, "fd_vgg": fd_vgg_rows, "fid": fid_rows, "ddim": ddi
 
 def compare(plain, library, rounds, gap):
   """Median seconds of each (alternating order, one call per round after `gap` s idle)."""
-  jax.block_until_ready(plain())
-  jax.block_until_ready(library())
-  times = {"plain": [], "library": []}
-  for r in range(rounds):
-    order = (("plain", plain), ("library", library))
-    for name, fn in order if r % 2 == 0 else order[::-1]:
-      time.sleep(gap)
-      start = time.perf_counter()
-      jax.block_until_ready(fn())
-      times[name].append(time.perf_counter() - start)
+  times = common.alternating_rounds({"plain": plain, "library": library}, rounds, gap=gap)
   ratios = [p / q for p, q in zip(times["plain"], times["library"])]
   return statistics.median(times["plain"]), statistics.median(times["library"]), ratios
 

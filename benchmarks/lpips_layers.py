@@ -12,6 +12,7 @@ the share of the summed per-layer time. Then the whole `metrics.lpips` with VGG1
 """
 
 import argparse
+import functools
 import importlib
 import os
 import statistics
@@ -80,11 +81,8 @@ def main():
   a, bb = pair[:b], pair[b:]
   steps = [int(v) for v in args.pairs_per_step.split(",")]
   steps = [b] + [k for k in steps if k != b]
-  seconds = {k: [] for k in steps}
-  for r in range(args.rounds):
-    for k in steps if r % 2 == 0 else steps[::-1]:
-      seconds[k].append(common.median_call_seconds(
-          lambda u, v, k=k: lpips_lib.lpips(u, v, pairs_per_step=k), a, bb, reps=1))
+  seconds = common.alternating_rounds(
+      {k: functools.partial(lpips_lib.lpips, a, bb, pairs_per_step=k) for k in steps}, args.rounds)
   for k in steps:
     sec = statistics.median(seconds[k])
     speedup = [w / x for w, x in zip(seconds[b], seconds[k])]

@@ -13,6 +13,7 @@ that stays in the caches.
 """
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -93,10 +94,8 @@ def main():
       ("square matmul 2048^3 (peak)", jax.jit(jnp.dot), (square, square), 2.0 * 2048 ** 3, False),
   ]
   ref = np.asarray(proto_engine.l2_distances(z, protos))
-  seconds = {name: [] for name, *_ in rows}
-  for r in range(args.rounds):
-    for name, fn, fargs, _, _ in rows if r % 2 == 0 else rows[::-1]:
-      seconds[name].append(common.median_call_seconds(fn, *fargs, reps=args.reps if "square" not in name else 3))
+  seconds = common.alternating_rounds({name: functools.partial(fn, *fargs) for name, fn, fargs, _, _ in rows},
+                                      args.rounds, reps=args.reps)
   peak = 2.0 * 2048 ** 3 / statistics.median(seconds[rows[-1][0]])
   print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   for name, fn, fargs, flops, check in rows:

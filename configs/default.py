@@ -131,7 +131,7 @@ def get_config() -> ml_collections.ConfigDict:
   h.train.last_layer_steps = 500  # after the push: last layer only
   h.train.batch_size = 16
   h.train.push_batch_size = 64  # also the batch of the backbone-feature cache
-  h.train.feature_cache_mb = 2048  # host memory for the training split's frozen-backbone features (0: never cache)
+  h.train.feature_cache_mb = 2048.0  # host memory for the training split's frozen-backbone features (0: never cache)
   h.train.seed = 0
   h.train.lr_backbone = 1e-4  # joint phase
   h.train.lr_add_on = 3e-3  # warm and joint

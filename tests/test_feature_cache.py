@@ -1,6 +1,8 @@
 """Heads training from cached backbone features: the cache is used exactly while the backbone is
 fixed, keeps the batch order, and training / push from it equal training / push from the images."""
 
+import logging
+
 import jax
 import numpy as np
 import pytest
@@ -108,3 +110,22 @@ def test_training_from_cache_equals_training_from_images(split, tmp_path, lr_bac
   for path, a in jax.tree_util.tree_leaves_with_path(cached):
     b = dict(jax.tree_util.tree_leaves_with_path(plain))[path]
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=jax.tree_util.keystr(path))
+
+
+def test_over_budget_trains_from_images_and_says_so(split, caplog):
+  config = small_config(0.0, cache_mb=1e-3)
+  train = config.heads.train
+  model = pm.build_model(config.heads, 32)
+  bounds = heads_task.phase_bounds(train)
+  inputs = feature_cache.TrainInputs(model, split, train, lambda s: heads_task.backbone_fixed_until(train, bounds, s),
+                                     bounds[1], None, "test")
+  state = {"params": pm.init_params(model, jax.random.PRNGKey(0)), "pushed": np.int32(0)}
+  try:
+    with caplog.at_level(logging.INFO):
+      for step in range(3):
+        inputs.prepare(step, state)
+        assert "image" in next(inputs) and inputs.trunk is None
+  finally:
+    inputs.close()
+  said = [r.getMessage() for r in caplog.records if "exceed heads.train.feature_cache_mb" in r.getMessage()]
+  assert len(said) == 1, said

@@ -61,6 +61,7 @@ class TrainInputs:
     self._model, self._data, self._train, self._name = model, data, train, name
     self._fixed_until, self._push_step, self._sharding = fixed_until, push_step, batch_sharding
     self.trunk = None
+    self._over_budget_until = None
     self._batches = self._iterator({"image": data["image"]})
     self.batches_per_epoch = self._batches.batches_per_epoch
 
@@ -75,21 +76,30 @@ class TrainInputs:
     self._batches.set_state(position)
 
   def prepare(self, step: int, state: dict) -> None:
+    """Before `step` (and the push before it): drops the cache when the backbone trains at `step`,
+    else builds one from `state["params"]` if there is none and it pays (`worth_caching`)."""
     fixed_until = self._fixed_until(step)
     if fixed_until == step:
       if self.trunk is not None:
         self.trunk = None
         self._switch({"image": self._data["image"]})
       return
+    if self.trunk is not None:
+      return
     num = len(self._data["image"])
     push_ahead = not int(state["pushed"]) and step <= self._push_step <= fixed_until
     images_ahead = (fixed_until - step) * int(self._train.batch_size) + (num if push_ahead else 0)
-    if self.trunk is not None or not worth_caching(self._model, num, images_ahead,
-                                                                 float(self._train.feature_cache_mb)):
+    budget_mb = float(self._train.feature_cache_mb)
+    if not worth_caching(self._model, num, images_ahead, budget_mb):
+      if images_ahead > num and budget_mb > 0 and self._over_budget_until != fixed_until:
+        self._over_budget_until = fixed_until  # say it once per stretch
+        logging.info("%s: backbone fixed for steps %d..%d, but the features of %d training images (%.0f MB) "
+                     "exceed heads.train.feature_cache_mb = %g: the steps run the backbone", self._name, step,
+                     fixed_until - 1, num, trunk_bytes(self._model, num) / BYTES_PER_MB, budget_mb)
       return
     start = time.perf_counter()
     self.trunk = compute(self._model, jax.device_get(state["params"]["backbone"]), self._data["image"],
-                                       int(self._train.push_batch_size), f"{self._name}: backbone features")
+                         int(self._train.push_batch_size), f"{self._name}: backbone features")
     logging.info("%s: backbone fixed for steps %d..%d: features of %d training images cached (%.0f MB) in %.1f s",
                  self._name, step, fixed_until - 1, num, self.trunk.nbytes / BYTES_PER_MB,
                  time.perf_counter() - start)

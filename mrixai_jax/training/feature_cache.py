@@ -2,8 +2,8 @@
 
 While the backbone does not train (phases whose backbone learning rate is 0: warm and last layer,
 every phase when `heads.train.lr_backbone = 0` as in the demo), its output for an image never
-changes, and it is nearly all of a training step (demo: VGG16 to conv3_3 on 16 images of 64² takes
-71 ms, the step from cached features ~5 ms). The trunk then runs once over the split and the
+changes, and it is nearly all of a training step (demo, 16 images of 64²: 68 ms from the images,
+6 ms from cached features; benchmarks/heads_feature_cache.py). The trunk then runs once over the split and the
 batches carry its output instead of the images: the same batches and losses up to float32
 rounding (the trunk sees other batches than the step's).
 """
@@ -37,8 +37,8 @@ def worth_caching(model: pm.ProtoModel, num_images: int, images_ahead: int, budg
 def compute(model: pm.ProtoModel, backbone_params, images, batch_size: int, label: str) -> np.ndarray:
   """Trunk features `[N, n, n, C]` float32 of `images: [N, S, S, 1]` in [-1, 1], with progress lines;
   `backbone_params`: the `params["backbone"]` tree of the network. Images go through `batch_size`
-  at a time, on CPU at most VGG16's `cpu_images_per_step` (demo, 64²: 32 images at a time run at 231
-  img/s, 64 at 128 img/s)."""
+  at a time, on CPU at most VGG16's `cpu_images_per_step` (demo, 64²: 32 images per call run at 259
+  img/s, 64 at 141 img/s; benchmarks/heads_feature_cache.py)."""
   per_call = stepped.rows_per_step(vgg.cpu_images_per_step(model.image_size, model.image_size), batch_size)
   trunk = jax.jit(lambda p, x: pm.backbone_features(model, {"backbone": p}, x))
   out = np.empty((len(images), model.cells, model.cells, model.backbone_channels), np.float32)

@@ -28,3 +28,12 @@ def test_vgg_extractor_in_steps_equals_one_pass(tmp_path, monkeypatch):
   stepped_feats = np.asarray(frechet.vgg_extractor("conv2_2", cache_dir=tmp_path)(x))
   assert whole.shape == (5, 128)
   np.testing.assert_allclose(stepped_feats, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("size, batch, expected", [(64, 16, 16), (64, 64, 32), (256, 16, 2), (256, 1, 1), (512, 8, 1)])
+def test_inference_batch_caps_cpu_calls_at_two_256_images_of_pixels(size, batch, expected):
+  from configs import demo  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.models import prototypes as pm  # pylint: disable=g-import-not-at-top
+  heads = demo.get_config().heads
+  heads.vgg_layer = "conv4_3"  # 16-px cells tile every size above
+  assert pm.inference_batch(pm.build_model(heads, size), batch) == expected  # tests run on the CPU backend

@@ -26,7 +26,8 @@ class HeadExplainer:
   """A trained head with its push record; `model, params` from `training.heads_task.load`."""
 
   def __init__(self, model: pm.ProtoModel, params: dict, record: dict, batch_size: int):
-    self.model, self.params, self.record, self.batch_size = model, params, record, batch_size
+    self.model, self.params, self.record = model, params, record
+    self.batch_size = pm.inference_batch(model, batch_size)
     # NIS runs over the prototypes in use: ProtoPool prototypes in no slot are zero vectors without
     # a training source and reach no logit, so they get NIS 0 (all prototypes for ProtoPNet/EPPNet).
     self.active = pm.active_prototypes(model, params)

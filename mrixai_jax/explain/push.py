@@ -91,7 +91,8 @@ def push_prototypes(model, params: dict, split: dict, batch_size: int, trunk=Non
     return z, d, allowed
 
   search = NearestPatchSearch(params["prototypes"].shape)
-  for rows in progress.batch_slices(len(inputs), batch_size, "push"):
+  per_call = batch_size if trunk is not None else pm.inference_batch(model, batch_size)
+  for rows in progress.batch_slices(len(inputs), per_call, "push"):
     search.update(*batch_maps(jnp.asarray(inputs[rows]), jnp.asarray(split["labels"][rows])), rows.start)
   new_params = dict(params, prototypes=jnp.asarray(search.patches))
   return new_params, make_record(model, search, split)

@@ -24,6 +24,7 @@ def firing_hits(model: pm.ProtoModel, params: dict, images, labels, prototype_ti
   thresholds = np.asarray(model.purity_threshold)
   forward = jax.jit(lambda x: pm.image_outputs(model, params, x)["argmin"])
   hits, chance = [], []
+  batch_size = pm.inference_batch(model, batch_size)
   for first in range(0, len(images), batch_size):
     argmin = np.asarray(forward(images[first:first + batch_size]))  # [B, P]
     frac = np.asarray(tissue_cells.cell_fractions(labels[first:first + batch_size], model.cells, model.cell_size,

@@ -177,6 +177,16 @@ def init_params(model: ProtoModel, key, backbone=None) -> dict:
   return params
 
 
+def inference_batch(model: ProtoModel, batch_size: int) -> int:
+  """Images per call of a forward pass outside training (push, explanations, the feature cache):
+  `batch_size`, on CPU at most VGG16's `cpu_images_per_step` at the model's image size, where
+  smaller calls keep the activations in cache (default heads at 256², `image_outputs` of 16
+  images: 2.34 s in one call, 1.85 s two at a time)."""
+  from mrixai_jax.models import stepped, vgg  # pylint: disable=g-import-not-at-top
+  cpu_rows = vgg.cpu_images_per_step(model.image_size, model.image_size)
+  return min(batch_size, stepped.rows_per_step(cpu_rows, batch_size))
+
+
 def features(model: ProtoModel, params: dict, images):
   """Prototype-space features `Z: [N, n, n, D]` in (0, 1) of `images: [N, S, S, 1]` in [-1, 1]."""
   return add_on_features(params, backbone_features(model, params, images))

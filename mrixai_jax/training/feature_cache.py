@@ -17,8 +17,6 @@ from absl import logging
 from mrixai_jax import progress
 from mrixai_jax.data.pipeline import BatchIterator
 from mrixai_jax.models import prototypes as pm
-from mrixai_jax.models import stepped
-from mrixai_jax.models import vgg
 
 BYTES_PER_MB = 2 ** 20
 
@@ -36,13 +34,12 @@ def worth_caching(model: pm.ProtoModel, num_images: int, images_ahead: int, budg
 
 def compute(model: pm.ProtoModel, backbone_params, images, batch_size: int, label: str) -> np.ndarray:
   """Trunk features `[N, n, n, C]` float32 of `images: [N, S, S, 1]` in [-1, 1], with progress lines;
-  `backbone_params`: the `params["backbone"]` tree of the network. Images go through `batch_size`
-  at a time, on CPU at most VGG16's `cpu_images_per_step` (demo, 64²: 32 images per call run at 259
-  img/s, 64 at 141 img/s; benchmarks/heads_feature_cache.py)."""
-  per_call = stepped.rows_per_step(vgg.cpu_images_per_step(model.image_size, model.image_size), batch_size)
+  `backbone_params`: the `params["backbone"]` tree of the network. Images go through
+  `pm.inference_batch` at a time (demo, 64²: 32 images per call run at 259 img/s, 64 at 141 img/s;
+  benchmarks/heads_feature_cache.py)."""
   trunk = jax.jit(lambda p, x: pm.backbone_features(model, {"backbone": p}, x))
   out = np.empty((len(images), model.cells, model.cells, model.backbone_channels), np.float32)
-  for rows in progress.batch_slices(len(images), min(per_call, batch_size), label):
+  for rows in progress.batch_slices(len(images), pm.inference_batch(model, batch_size), label):
     out[rows] = np.asarray(trunk(backbone_params, images[rows]))
   return out
 

@@ -3,9 +3,9 @@
 While the backbone does not train (phases whose backbone learning rate is 0: warm and last layer,
 every phase when `heads.train.lr_backbone = 0` as in the demo), its output for an image never
 changes, and it is nearly all of a training step (demo, 16 images of 64²: 68 ms from the images,
-6 ms from cached features; benchmarks/heads_feature_cache.py). The trunk then runs once over the split and the
-batches carry its output instead of the images: the same batches and losses up to float32
-rounding (the trunk sees other batches than the step's).
+6 ms from cached features; benchmarks/heads_feature_cache.py). The trunk then runs once over the
+split and the batches carry its output instead of the images: the same batches and losses up to
+float32 rounding (the trunk sees other batches than the step's).
 """
 
 import time

@@ -230,8 +230,8 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
     raise ValueError(f"heads: no training cell is labelled with tissue {missing}; lower heads.purity_per_class "
                      f"or heads.purity_threshold (cells of {model.cell_size} px)")
   name = f"heads/{heads.kind}"
-  batches = feature_cache.TrainInputs(model, data, train_cfg, functools.partial(backbone_fixed_until, train_cfg, bounds),
-                                      bounds[1], sharding.batch_sharding(mesh), name)
+  fixed_until = functools.partial(backbone_fixed_until, train_cfg, bounds)
+  batches = feature_cache.TrainInputs(model, data, train_cfg, fixed_until, bounds[1], sharding.batch_sharding(mesh), name)
   steps_per_epoch = batches.batches_per_epoch
   state = jax.device_put(init_state(model, heads, steps_per_epoch, pretrained), sharding.replicated(mesh))
   checkpoints = checkpoint_lib.Checkpointer(os.path.join(out_dir, "checkpoints"), int(train_cfg.keep_checkpoints))

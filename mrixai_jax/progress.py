@@ -15,16 +15,17 @@ def format_duration(seconds: float) -> str:
   return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def batch_slices(num: int, batch_size: int, label: str):
+def batch_slices(num: int, batch_size: int, label: str, final_line: bool = True):
   """Yields the row `slice`s of a pass over `num` images in batches of `batch_size` (the last one
   shorter). Once the caller is done with a batch, logs `label: done/num images, rate img/s, ETA`
-  if `LOG_EVERY_S` seconds passed since the last line, and always after the last batch."""
+  if `LOG_EVERY_S` seconds passed since the last line, and after the last batch if `final_line`
+  (False: passes shorter than `LOG_EVERY_S` stay silent)."""
   start = last = time.perf_counter()
   for first in range(0, num, batch_size):
     rows = slice(first, min(num, first + batch_size))
     yield rows
     now = time.perf_counter()
-    if now - last >= LOG_EVERY_S or rows.stop == num:
+    if now - last >= LOG_EVERY_S or (final_line and rows.stop == num):
       rate = rows.stop / max(now - start, 1e-9)
       logging.info("%s: %d/%d images, %.1f img/s, ETA %s", label, rows.stop, num, rate,
                    format_duration((num - rows.stop) / max(rate, 1e-9)))

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mrixai_jax import progress
 from mrixai_jax.explain import deletion
 from mrixai_jax.explain import scoring as fa
 from mrixai_jax.explain import statistics
@@ -16,9 +17,10 @@ from mrixai_jax.models import prototypes as pm
 
 
 def _batched(fn, images, batch_size: int) -> dict:
-  """Applies `fn: [b, ...] -> dict of [b, ...]` over `images` in chunks; numpy results."""
-  parts = [jax.device_get(fn(jnp.asarray(images[i:i + batch_size])))
-           for i in range(0, len(images), batch_size)]
+  """Applies `fn: [b, ...] -> dict of [b, ...]` over `images` in chunks; numpy results. Passes
+  longer than `progress.LOG_EVERY_S` (paper size on a CPU) log progress lines."""
+  parts = [jax.device_get(fn(jnp.asarray(images[rows])))
+           for rows in progress.batch_slices(len(images), batch_size, "explain", final_line=False)]
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -1,0 +1,35 @@
+"""progress.batch_slices: slices covering a pass in order, progress lines by a (faked) clock."""
+
+import logging
+
+import pytest
+
+from mrixai_jax import progress
+
+
+@pytest.mark.parametrize("num, batch", [(10, 3), (9, 3), (2, 5), (0, 4)])
+def test_batch_slices_cover_the_pass_in_order(num, batch):
+  rows = list(progress.batch_slices(num, batch, "test"))
+  covered = [i for r in rows for i in range(r.start, r.stop)]
+  assert covered == list(range(num))
+  assert all(r.stop - r.start == batch for r in rows[:-1])
+
+
+def _lines(caplog):
+  return [r.getMessage() for r in caplog.records if r.getMessage().startswith("pass:")]
+
+
+@pytest.mark.parametrize("final_line, expected", [(True, ["pass: 6/6 images"]), (False, [])])
+def test_a_fast_pass_logs_only_its_final_line(caplog, final_line, expected):
+  with caplog.at_level(logging.INFO):
+    list(progress.batch_slices(6, 2, "pass", final_line=final_line))
+  assert [line.split(",")[0] for line in _lines(caplog)] == expected
+
+
+def test_a_slow_pass_logs_every_log_every_s_with_rate_and_eta(caplog, monkeypatch):
+  clock = iter(float(t) for t in range(0, 100, 6))  # every call advances 6 s
+  monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+  with caplog.at_level(logging.INFO):
+    list(progress.batch_slices(8, 2, "pass", final_line=False))
+  # start at t=0; after the batches at t=6, 12, 18, 24: lines when >= 10 s passed since the last one
+  assert _lines(caplog) == ["pass: 4/8 images, 0.3 img/s, ETA 0m12s", "pass: 8/8 images, 0.3 img/s, ETA 0m00s"]

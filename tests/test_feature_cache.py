@@ -129,3 +129,20 @@ def test_over_budget_trains_from_images_and_says_so(split, caplog):
     inputs.close()
   said = [r.getMessage() for r in caplog.records if "exceed heads.train.feature_cache_mb" in r.getMessage()]
   assert len(said) == 1, said
+
+
+def test_a_stop_signal_cuts_the_cache_build_short(split):
+  config = small_config(0.0)
+  train = config.heads.train
+  model = pm.build_model(config.heads, 32)
+  bounds = heads_task.phase_bounds(train)
+  inputs = feature_cache.TrainInputs(model, split, train, lambda s: heads_task.backbone_fixed_until(train, bounds, s),
+                                     bounds[1], None, "test")
+  state = {"params": pm.init_params(model, jax.random.PRNGKey(0)), "pushed": np.int32(0)}
+  try:
+    inputs.prepare(0, state, should_stop=lambda: True)
+    assert inputs.trunk is None and "image" in next(inputs)
+    inputs.prepare(1, state)  # no stop: the cache is built on the next call
+    assert inputs.trunk is not None and "trunk" in next(inputs)
+  finally:
+    inputs.close()

@@ -32,14 +32,18 @@ def worth_caching(model: pm.ProtoModel, num_images: int, images_ahead: int, budg
   return budget_mb > 0 and images_ahead > num_images and trunk_bytes(model, num_images) <= budget_mb * BYTES_PER_MB
 
 
-def compute(model: pm.ProtoModel, backbone_params, images, batch_size: int, label: str) -> np.ndarray:
+def compute(model: pm.ProtoModel, backbone_params, images, batch_size: int, label: str,
+            should_stop=lambda: False):
   """Trunk features `[N, n, n, C]` float32 of `images: [N, S, S, 1]` in [-1, 1], with progress lines;
   `backbone_params`: the `params["backbone"]` tree of the network. Images go through
   `pm.inference_batch` at a time (demo, 64²: 32 images per call run at 259 img/s, 64 at 141 img/s;
-  benchmarks/heads_feature_cache.py)."""
+  benchmarks/heads_feature_cache.py). Returns None as soon as `should_stop()` is true (checked
+  before every call)."""
   trunk = jax.jit(lambda p, x: pm.backbone_features(model, {"backbone": p}, x))
   out = np.empty((len(images), model.cells, model.cells, model.backbone_channels), np.float32)
   for rows in progress.batch_slices(len(images), pm.inference_batch(model, batch_size), label):
+    if should_stop():
+      return None
     out[rows] = np.asarray(trunk(backbone_params, images[rows]))
   return out
 
@@ -72,9 +76,10 @@ class TrainInputs:
     self._batches = self._iterator(inputs)
     self._batches.set_state(position)
 
-  def prepare(self, step: int, state: dict) -> None:
+  def prepare(self, step: int, state: dict, should_stop=lambda: False) -> None:
     """Before `step` (and the push before it): drops the cache when the backbone trains at `step`,
-    else builds one from `state["params"]` if there is none and it pays (`worth_caching`)."""
+    else builds one from `state["params"]` if there is none and it pays (`worth_caching`). A build
+    cut short by `should_stop()` (a stop signal) leaves the batches on the images."""
     fixed_until = self._fixed_until(step)
     if fixed_until == step:
       if self.trunk is not None:
@@ -96,7 +101,9 @@ class TrainInputs:
       return
     start = time.perf_counter()
     self.trunk = compute(self._model, jax.device_get(state["params"]["backbone"]), self._data["image"],
-                         int(self._train.push_batch_size), f"{self._name}: backbone features")
+                         int(self._train.push_batch_size), f"{self._name}: backbone features", should_stop)
+    if self.trunk is None:
+      return
     logging.info("%s: backbone fixed for steps %d..%d: features of %d training images cached (%.0f MB) in %.1f s",
                  self._name, step, fixed_until - 1, num, self.trunk.nbytes / BYTES_PER_MB,
                  time.perf_counter() - start)

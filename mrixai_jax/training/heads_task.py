@@ -251,7 +251,7 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
   with interrupts.StopSignals() as stop:
     try:
       while True:
-        batches.prepare(step, state)
+        batches.prepare(step, state, lambda: stop.received is not None)
         if step == bounds[1] and not int(state["pushed"]):
           state = _do_push(model, state, heads, data, out_dir, mesh, batches.trunk)
           save()

@@ -1,6 +1,7 @@
 """Heads training from cached backbone features: the cache is used exactly while the backbone is
 fixed, keeps the batch order, and training / push from it equal training / push from the images."""
 
+import contextlib
 import logging
 
 import jax
@@ -57,17 +58,25 @@ def test_worth_caching_counts_images_and_bytes():
   assert not feature_cache.worth_caching(model, 100, 101, 0)  # 0: never
 
 
-def test_train_inputs_cache_while_backbone_is_fixed_in_batch_order(split):
-  config = small_config(1e-3)
+@contextlib.contextmanager
+def train_inputs(split, config):
+  """`(inputs, state, model)`: a head's `TrainInputs` over `split`, its step-0 state (closed on exit)."""
   train = config.heads.train
   model = pm.build_model(config.heads, 32)
-  params = pm.init_params(model, jax.random.PRNGKey(0))
-  state = {"params": params, "pushed": np.int32(0)}
   bounds = heads_task.phase_bounds(train)
   inputs = feature_cache.TrainInputs(model, split, train, lambda s: heads_task.backbone_fixed_until(train, bounds, s),
                                      bounds[1], None, "test")
-  plain = BatchIterator({"labels": split["labels"], "image": split["image"]}, train.batch_size, seed=train.seed)
   try:
+    yield inputs, {"params": pm.init_params(model, jax.random.PRNGKey(0)), "pushed": np.int32(0)}, model
+  finally:
+    inputs.close()
+
+
+def test_train_inputs_cache_while_backbone_is_fixed_in_batch_order(split):
+  config = small_config(1e-3)
+  train = config.heads.train
+  plain = BatchIterator({"labels": split["labels"], "image": split["image"]}, train.batch_size, seed=train.seed)
+  with train_inputs(split, config) as (inputs, state, model):
     for step in range(NUM):
       if step == PUSH:
         state["pushed"] = np.int32(1)
@@ -77,11 +86,9 @@ def test_train_inputs_cache_while_backbone_is_fixed_in_batch_order(split):
       fixed = step < WARM or step >= PUSH
       assert ("trunk" in batch) == fixed and ("image" in batch) == (not fixed), step
       if fixed:  # the cached rows are the backbone's features of this batch's images (batch of 8 vs 4)
-        trunk = pm.backbone_features(model, params, expected["image"])
+        trunk = pm.backbone_features(model, state["params"], expected["image"])
         np.testing.assert_allclose(batch["trunk"], trunk, rtol=1e-5, atol=1e-6)
-  finally:
-    inputs.close()
-    plain.close()
+  plain.close()
 
 
 def test_push_from_cached_trunk_equals_push_from_images(split):
@@ -113,36 +120,17 @@ def test_training_from_cache_equals_training_from_images(split, tmp_path, lr_bac
 
 
 def test_over_budget_trains_from_images_and_says_so(split, caplog):
-  config = small_config(0.0, cache_mb=1e-3)
-  train = config.heads.train
-  model = pm.build_model(config.heads, 32)
-  bounds = heads_task.phase_bounds(train)
-  inputs = feature_cache.TrainInputs(model, split, train, lambda s: heads_task.backbone_fixed_until(train, bounds, s),
-                                     bounds[1], None, "test")
-  state = {"params": pm.init_params(model, jax.random.PRNGKey(0)), "pushed": np.int32(0)}
-  try:
-    with caplog.at_level(logging.INFO):
-      for step in range(3):
-        inputs.prepare(step, state)
-        assert "image" in next(inputs) and inputs.trunk is None
-  finally:
-    inputs.close()
+  with train_inputs(split, small_config(0.0, cache_mb=1e-3)) as (inputs, state, _), caplog.at_level(logging.INFO):
+    for step in range(3):
+      inputs.prepare(step, state)
+      assert "image" in next(inputs) and inputs.trunk is None
   said = [r.getMessage() for r in caplog.records if "exceed heads.train.feature_cache_mb" in r.getMessage()]
   assert len(said) == 1, said
 
 
 def test_a_stop_signal_cuts_the_cache_build_short(split):
-  config = small_config(0.0)
-  train = config.heads.train
-  model = pm.build_model(config.heads, 32)
-  bounds = heads_task.phase_bounds(train)
-  inputs = feature_cache.TrainInputs(model, split, train, lambda s: heads_task.backbone_fixed_until(train, bounds, s),
-                                     bounds[1], None, "test")
-  state = {"params": pm.init_params(model, jax.random.PRNGKey(0)), "pushed": np.int32(0)}
-  try:
+  with train_inputs(split, small_config(0.0)) as (inputs, state, _):
     inputs.prepare(0, state, should_stop=lambda: True)
     assert inputs.trunk is None and "image" in next(inputs)
     inputs.prepare(1, state)  # no stop: the cache is built on the next call
     assert inputs.trunk is not None and "trunk" in next(inputs)
-  finally:
-    inputs.close()

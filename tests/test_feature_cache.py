@@ -75,7 +75,8 @@ def train_inputs(split, config):
 def test_train_inputs_cache_while_backbone_is_fixed_in_batch_order(split):
   config = small_config(1e-3)
   train = config.heads.train
-  plain = BatchIterator({"labels": split["labels"], "image": split["image"]}, train.batch_size, seed=train.seed)
+  plain = BatchIterator({"labels": split["labels"], "image": split["image"]}, train.batch_size, seed=train.seed,
+                        prefetch=0)  # no thread to stop
   with train_inputs(split, config) as (inputs, state, model):
     for step in range(NUM):
       if step == PUSH:
@@ -88,7 +89,6 @@ def test_train_inputs_cache_while_backbone_is_fixed_in_batch_order(split):
       if fixed:  # the cached rows are the backbone's features of this batch's images (batch of 8 vs 4)
         trunk = pm.backbone_features(model, state["params"], expected["image"])
         np.testing.assert_allclose(batch["trunk"], trunk, rtol=1e-5, atol=1e-6)
-  plain.close()
 
 
 def test_push_from_cached_trunk_equals_push_from_images(split):

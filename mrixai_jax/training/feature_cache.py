@@ -21,9 +21,14 @@ from mrixai_jax.models import prototypes as pm
 BYTES_PER_MB = 2 ** 20
 
 
+def trunk_shape(model: pm.ProtoModel, num_images: int) -> tuple:
+  """`(N, n, n, C)`: the shape of the trunk features of `num_images` images."""
+  return (num_images, model.cells, model.cells, model.backbone_channels)
+
+
 def trunk_bytes(model: pm.ProtoModel, num_images: int) -> int:
-  """Bytes of the float32 trunk features `[N, n, n, C]` of `num_images` images."""
-  return num_images * model.cells * model.cells * model.backbone_channels * np.dtype(np.float32).itemsize
+  """Bytes of the float32 trunk features of `num_images` images."""
+  return int(np.prod(trunk_shape(model, num_images))) * np.dtype(np.float32).itemsize
 
 
 def worth_caching(model: pm.ProtoModel, num_images: int, images_ahead: int, budget_mb: float) -> bool:
@@ -40,7 +45,7 @@ def compute(model: pm.ProtoModel, backbone_params, images, batch_size: int, labe
   benchmarks/heads_feature_cache.py). Returns None as soon as `should_stop()` is true (checked
   before every call)."""
   trunk = jax.jit(lambda p, x: pm.backbone_features(model, {"backbone": p}, x))
-  out = np.empty((len(images), model.cells, model.cells, model.backbone_channels), np.float32)
+  out = np.empty(trunk_shape(model, len(images)), np.float32)
   for rows in progress.batch_slices(len(images), pm.inference_batch(model, batch_size), label):
     if should_stop():
       return None

@@ -1,7 +1,7 @@
 """Sample images (with denoising trajectories) from the latest EMA checkpoint in --workdir.
 
 Usage:
-  python sample.py --config=configs/demo.py --workdir=DIR [--num_samples=N] [--sampler=ddim|ddpm]
+  python sample.py --config=configs/demo.py --workdir=DIR [--num_samples=N] [--sampler=ddim|ddpm|dpmpp2m]
       [--steps=S] [--seed=K] [--masks=FOLDER] [--eta=E] [--guidance_scale=W] [--batch_size=B] [--dicom]
       [--config.sample.KEY=value ...]
 
@@ -18,11 +18,12 @@ from absl import flags
 from mrixai_jax import cli
 from mrixai_jax import config_validation
 from mrixai_jax import generate
+from mrixai_jax.diffusion import names
 
 _CONFIG, _WORKDIR = cli.define_config_and_workdir_flags()
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "Images to generate (sample.num_samples).")
-_SAMPLER = flags.DEFINE_enum("sampler", None, ["ddim", "ddpm"], "Sampler (sample.sampler).")
-_STEPS = flags.DEFINE_integer("steps", None, "DDIM steps (sample.num_steps); DDPM always runs all T steps.")
+_SAMPLER = flags.DEFINE_enum("sampler", None, list(names.SAMPLERS), "Sampler (sample.sampler).")
+_STEPS = flags.DEFINE_integer("steps", None, "DDIM / DPM-Solver++ steps (sample.num_steps); DDPM always runs all T steps.")
 _SEED = flags.DEFINE_integer("seed", None, "Sampling seed (sample.seed).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Images per sampler call, split over devices (sample.batch_size).")
 _ETA = flags.DEFINE_float("eta", None, "DDIM η: 0 deterministic, 1 DDPM-like noise (sample.eta).")

@@ -81,7 +81,8 @@ def measure(name: str, quick: bool, rounds: int, batch=None) -> dict:
   model = diffusion_task.build_model(config)
   params = jax.device_put(_random_params(model, size, 0), sharding.replicated(mesh))
   schedule = schedule_lib.from_config(config.diffusion)
-  sampler = sampling.sampler_from_config(unet_lib.eps_fn(model), schedule, config.sample, mesh=mesh)
+  sampler = sampling.sampler_from_config(unet_lib.model_fn(model), schedule, config.sample,
+                                         prediction=config.diffusion.prediction, mesh=mesh)
   labels = np.random.default_rng(0).integers(0, 4, size=(batch, size, size))
   cond = jax.device_put(one_hot_labels(jnp.asarray(labels)), sharding.batch_sharding(mesh))
   keys = sampling.image_keys(jax.random.PRNGKey(0), 0, batch)

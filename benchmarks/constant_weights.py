@@ -82,7 +82,7 @@ def ddim_rows():
   sched = schedule.from_config(ml_collections.ConfigDict(spec["diffusion"]))
   plan = sampling.ddim_plan(sched, spec["steps"], spec["sample"]["eta"], spec["sample"]["set_alpha_to_one"])
   mesh = sharding.make_mesh() if jax.device_count() > 1 and b % jax.device_count() == 0 else None
-  sampler = sampling.Sampler(unet.eps_fn(model), sched, plan, clip_sample=True, mesh=mesh)
+  sampler = sampling.Sampler(unet.model_fn(model), plan, clip_sample=True, mesh=mesh)
   keys = sampling.image_keys(jax.random.PRNGKey(0), 0, b)
   if mesh is not None:
     params = jax.device_put(params, sharding.replicated(mesh))

@@ -65,7 +65,7 @@ class _UnetWorkload:
     conditioning = _library("mrixai_jax.diffusion.conditioning")
     self.spec = spec
     self.model = unet.UNet.from_config(ml_collections.ConfigDict(spec["model"]))
-    self.eps_fn = _require(unet, "eps_fn")(self.model)  # (params, x_t, t, cond) -> eps, as sampling uses
+    self.eps_fn = _require(unet, "model_fn")(self.model)  # (params, x_t, t, cond) -> eps, as sampling uses
     rng = np.random.default_rng(spec["seed"])
     b, s = spec["batch"], spec["size"]
     self.x = rng.standard_normal((b, s, s, 1), dtype=np.float32)
@@ -185,7 +185,7 @@ class _Sampling(_UnetWorkload):
     return params
 
   def sampler(self, plan, clip):
-    return self.sampling.Sampler(self.eps_fn, self.schedule, plan, clip_sample=clip,
+    return self.sampling.Sampler(self.eps_fn, plan, clip_sample=clip,
                                  clip_range=self.spec["sample"]["clip_range"], mesh=self.mesh())
 
   def __call__(self):

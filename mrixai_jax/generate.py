@@ -131,39 +131,52 @@ def apply_overrides(config, **overrides) -> None:
       config.sample[names[flag]] = value
 
 
-def run(config, workdir: str, masks_path=None) -> dict:
-  """Samples `config.sample.num_samples` images and writes `WORKDIR/samples/`; returns a summary dict."""
+def sample_from_checkpoint(config, workdir: str, labels: np.ndarray, show_progress: bool = False) -> dict:
+  """Samples one image per label map `labels [N,S,S]` from the latest EMA checkpoint in `workdir`
+  with the config's sampler (`config.sample`, `diffusion.prediction`).
+
+  Returns `sample_images`' arrays plus `sampler` (the `Sampler`), `checkpoint_step` and `seconds`.
+  Raises UserError without a checkpoint, ConfigError for an impossible sampler setting.
+  """
   from mrixai_jax.diffusion import sampling  # pylint: disable=g-import-not-at-top
   from mrixai_jax.diffusion import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
   from mrixai_jax.models import unet as unet_lib  # pylint: disable=g-import-not-at-top
   from mrixai_jax.training import checkpoint, diffusion_task, sharding  # pylint: disable=g-import-not-at-top
 
   s = config.sample
-  if s.num_samples <= 0:
-    raise ConfigError(f"config.sample.num_samples: must be positive, got {s.num_samples}")
-  out_dir = pathlib.Path(workdir) / SAMPLES_SUBDIR
-  masks = select_masks(config, workdir, masks_path)  # validate inputs before the expensive parts
   try:
     params, step = checkpoint.load_inference_params(workdir)
   except FileNotFoundError as e:
     raise UserError(str(e)) from None
-
   schedule = schedule_lib.from_config(config.diffusion)
   model = diffusion_task.build_model(config)
   mesh = sharding.make_mesh() if jax.device_count() > 1 else None
   if mesh is not None:
     sharding.check_batch_divisible(int(s.batch_size), mesh, "sample.batch_size")
   try:
-    sampler = sampling.sampler_from_config(unet_lib.eps_fn(model), schedule, s,
+    sampler = sampling.sampler_from_config(unet_lib.model_fn(model), schedule, s,
+                                           prediction=config.diffusion.prediction,
                                            image_channels=int(config.model.out_channels), mesh=mesh)
   except ValueError as e:
     raise ConfigError(f"config.sample: {e}") from None
-  print(f"sample: {s.num_samples} images, {s.sampler} with {sampler.plan.num_steps} steps, "
-        f"checkpoint step {step}, {jax.device_count()} device(s)", file=sys.stderr, flush=True)
+  if show_progress:
+    print(f"sample: {len(labels)} images, {s.sampler} with {sampler.plan.num_steps} steps, "
+          f"checkpoint step {step}, {jax.device_count()} device(s)", file=sys.stderr, flush=True)
   start = time.perf_counter()
-  result = sample_images(sampler, params, masks["labels"], int(s.seed), int(s.batch_size),
-                         diffusion_task.null_cond(params), Progress(int(s.num_samples)))
-  seconds = time.perf_counter() - start
+  result = sample_images(sampler, params, labels, int(s.seed), int(s.batch_size),
+                         diffusion_task.null_cond(params), Progress(len(labels)) if show_progress else None)
+  return dict(result, sampler=sampler, checkpoint_step=step, seconds=time.perf_counter() - start)
+
+
+def run(config, workdir: str, masks_path=None) -> dict:
+  """Samples `config.sample.num_samples` images and writes `WORKDIR/samples/`; returns a summary dict."""
+  s = config.sample
+  if s.num_samples <= 0:
+    raise ConfigError(f"config.sample.num_samples: must be positive, got {s.num_samples}")
+  out_dir = pathlib.Path(workdir) / SAMPLES_SUBDIR
+  masks = select_masks(config, workdir, masks_path)  # validate inputs before the expensive parts
+  result = sample_from_checkpoint(config, workdir, masks["labels"], show_progress=True)
+  sampler, step, seconds = result.pop("sampler"), result.pop("checkpoint_step"), result.pop("seconds")
 
   nonfinite = np.nonzero(~result.pop("finite"))[0]
   if nonfinite.size:

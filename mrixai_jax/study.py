@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from mrixai_jax import overrides
 from mrixai_jax.report import atomic
 from mrixai_jax.workdir import STAGES_SUBDIR  # markers live where --overwrite clears them
 
@@ -31,19 +32,6 @@ class Stage:
 
 def _log(message: str) -> None:
   print(f"study: {message}", file=sys.stderr, flush=True)
-
-
-def _with(config, **sections):
-  """A copy of `config` with `section.key = value` overrides given as {"heads.kind": "ppnet"}."""
-  config = config.copy_and_resolve_references()
-  with config.unlocked():
-    for dotted, value in sections.items():
-      node = config
-      *parents, leaf = dotted.split(".")
-      for part in parents:
-        node = node[part]
-      node[leaf] = value
-  return config
 
 
 def _marker(workdir: pathlib.Path, name: str) -> pathlib.Path:
@@ -98,7 +86,7 @@ def build_stages(config, workdir: pathlib.Path) -> list:
 
   def diffusion():
     from mrixai_jax.training import tasks  # pylint: disable=g-import-not-at-top
-    tasks.train(_with(config, task="diffusion"), str(workdir))
+    tasks.train(overrides.with_values(config, {"task": "diffusion"}), str(workdir))
 
   def samples():
     from mrixai_jax import generate  # pylint: disable=g-import-not-at-top
@@ -107,7 +95,7 @@ def build_stages(config, workdir: pathlib.Path) -> list:
   def head(kind):
     def run():
       from mrixai_jax.training import heads_task  # pylint: disable=g-import-not-at-top
-      heads_task.train(_with(config, **{"task": "heads", "heads.kind": kind}), str(workdir))
+      heads_task.train(overrides.with_values(config, {"task": "heads", "heads.kind": kind}), str(workdir))
     return run
 
   def evaluate():

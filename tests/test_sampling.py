@@ -90,7 +90,7 @@ def test_loop_equals_float64_numpy_loop(kind, steps, eta, w):
   plan = sampling.ddpm_plan(schedule) if kind == "ddpm" else sampling.ddim_plan(schedule, steps, eta)
   record = (0, 3, plan.num_steps // 2, plan.num_steps - 1)
   null = rng.uniform(0, 1, size=(3,)).astype(np.float32)  # a "learned" null vector
-  sampler = sampling.Sampler(_eps_jax, schedule, plan, guidance_scale=w, trajectory_indices=record)
+  sampler = sampling.Sampler(_eps_jax, plan, guidance_scale=w, trajectory_indices=record)
   cond = _cond(rng, 3)
   keys = sampling.image_keys(jax.random.key(rng.integers(1 << 30)), 0, 3)
   out = sampler(_PARAMS, keys, jnp.asarray(cond), null)
@@ -123,7 +123,7 @@ def test_ddim_matches_diffusers_scheduler():
   rng = np.random.default_rng(5)
   cond = _cond(rng, 2)
   keys = sampling.image_keys(jax.random.key(11), 0, 2)
-  out = sampling.Sampler(_eps_jax, _schedule(), plan)(_PARAMS, keys, jnp.asarray(cond))
+  out = sampling.Sampler(_eps_jax, plan)(_PARAMS, keys, jnp.asarray(cond))
   x_init, noise = _noise_draws(keys, steps)
   x = torch.tensor(x_init, dtype=torch.float32)
   for i, t in enumerate(sched.timesteps):
@@ -177,7 +177,7 @@ def test_ddpm_with_exact_gaussian_eps_has_right_moments():
     return jnp.sqrt(1 - a) * (x - jnp.sqrt(a) * mu) / (a * s * s + 1 - a)
 
   schedule = _schedule()
-  sampler = sampling.Sampler(exact_eps, schedule, sampling.ddpm_plan(schedule), clip_sample=False)
+  sampler = sampling.Sampler(exact_eps, sampling.ddpm_plan(schedule), clip_sample=False)
   batch, size = 16, 32
   out = sampler({}, sampling.image_keys(jax.random.key(3), 0, batch), jnp.zeros((batch, size, size, 3)))
   x = np.asarray(out.samples, np.float64).ravel()
@@ -195,7 +195,7 @@ def test_ddpm_with_exact_gaussian_eps_has_right_moments():
 
 def _small_ddim_sampler(eps_fn=_eps_jax, **kwargs):
   schedule = _schedule()
-  return sampling.Sampler(eps_fn, schedule, sampling.ddim_plan(schedule, 10, eta=1.0),
+  return sampling.Sampler(eps_fn, sampling.ddim_plan(schedule, 10, eta=1.0),
                           trajectory_indices=(0, 5, -1), **kwargs)
 
 
@@ -242,7 +242,7 @@ def test_non_finite_images_are_flagged():
   schedule = _schedule()
   cond = np.zeros((2, SIZE, SIZE, 3), np.float32)
   cond[1, 0, 0, 0] = 1.0
-  out = sampling.Sampler(exploding, schedule, sampling.ddim_plan(schedule, 5))(
+  out = sampling.Sampler(exploding, sampling.ddim_plan(schedule, 5))(
       {}, sampling.image_keys(jax.random.key(0), 0, 2), jnp.asarray(cond))
   np.testing.assert_array_equal(np.asarray(out.finite), [True, False])
 
@@ -270,7 +270,7 @@ def test_bound_params_equal_params_as_arguments():
                           cond)
   rng = np.random.default_rng(5)  # random weights of every parameter (biases and norms included)
   params = jax.tree.map(lambda p: jnp.asarray(rng.normal(0, 0.2, p.shape), jnp.float32), shapes["params"])
-  sampler = _small_ddim_sampler(mesh=sharding.make_mesh(), eps_fn=unet.eps_fn(model))
+  sampler = _small_ddim_sampler(mesh=sharding.make_mesh(), eps_fn=unet.model_fn(model))
   keys = sampling.image_keys(jax.random.key(9), 0, 4)
   as_arguments = sampler(params, keys, cond)
   bound = sampler.bind(params)(keys, cond)

@@ -61,7 +61,7 @@ def test_overfits_fixed_tiny_batch(tmp_path):
     def predict(x_t, t, cond, drop, key):
       return model.apply({"params": params}, x_t, t, cond)
     def one(key):
-      return losses.epsilon_mse(predict, schedule, data["image"], one_hot_labels(data["labels"]), key)[0]
+      return losses.denoising_mse(predict, schedule, data["image"], one_hot_labels(data["labels"]), key)[0]
     return jnp.mean(jax.lax.map(one, jax.random.split(jax.random.PRNGKey(123), 16)))
 
   start = float(eval_loss(task.init_params(jax.random.split(jax.random.PRNGKey(config.train.seed))[0])))

@@ -1,23 +1,34 @@
-"""DDPM ancestral and DDIM sampling as one jit-compiled `lax.scan` over the step sequence.
+"""DDPM ancestral, DDIM and DPM-Solver++(2M) sampling as one jit-compiled `lax.scan` over the steps.
 
-Model contract: `eps_fn(params, x_t [B,H,W,C] float32, t [B] int32, cond [B,H,W,C_cond] float32)
--> eps [B,H,W,C]`; `params` is any pytree, passed through `jit` as an argument (never baked in
-as a constant), so analytic test models and the UNet share the same code path.
+Model contract: `model_fn(params, x_t [B,H,W,C] float32, t [B] int32, cond [B,H,W,C_cond] float32)
+-> output [B,H,W,C]`, the network's raw output: ε, v or x0 by the sampler's `prediction`
+(`parameterization.to_x0_eps` turns it into x̂0 and ε̂ with the step's α_t = sqrt(ᾱ_t),
+σ_t = sqrt(1 − ᾱ_t)). `params` is any pytree, passed through `jit` as an argument, so analytic
+test models and the UNet share the same code path (`Sampler.bind` compiles them in on CPU).
 
 Every step is the same fused linear update (constants precomputed in float64 per step):
-  x̂0 = predict_x0_from_eps(x_t, ε̂)   (clipped to ±clip_range when clip_sample)
-  x_prev = c_x0·x̂0 + c_xt·x_t + c_eps·ε̂ + σ·z
+  x̂0, ε̂ = to_x0_eps(output)   (x̂0 clipped to ±clip_range when clip_sample)
+  x_prev = c_x0·x̂0 + c_xt·x_t + c_eps·ε̂ + c_x0prev·x̂0_prev + σ·z     (x̂0_prev: the previous step's x̂0)
 DDPM (Ho et al., diffusers DDPMScheduler, variance "fixed_small", all T steps):
-  c_x0, c_xt = the posterior mean coefficients of q(x_{t-1} | x_t, x0), c_eps = 0,
-  σ = sqrt(posterior variance), 0 at t = 0.
-DDIM (Song et al., diffusers DDIMScheduler with "leading" spacing): timesteps (S-1..0)·(T//S),
-  previous timestep t - T//S, ᾱ_prev = 1 past the end when set_alpha_to_one (else ᾱ_0),
-  c_x0 = sqrt(ᾱ_prev), c_xt = 0, σ = η·sqrt((1-ᾱ_prev)/(1-ᾱ_t)·(1-ᾱ_t/ᾱ_prev)),
-  c_eps = sqrt(1 - ᾱ_prev - σ²).
+  c_x0, c_xt = the posterior mean coefficients of q(x_{t-1} | x_t, x0), σ = sqrt(posterior
+  variance), 0 at t = 0.
+DDIM (Song et al., diffusers DDIMScheduler): timesteps by `timestep_spacing` (below), previous
+  timestep t − T//S as diffusers, ᾱ_prev = 1 past the end when set_alpha_to_one (else ᾱ_0),
+  c_x0 = sqrt(ᾱ_prev), σ = η·sqrt((1-ᾱ_prev)/(1-ᾱ_t)·(1-ᾱ_t/ᾱ_prev)), c_eps = sqrt(1 - ᾱ_prev - σ²).
+DPM-Solver++(2M) (Lu et al. 2022; diffusers DPMSolverMultistepScheduler with
+  algorithm_type="dpmsolver++", solver_order=2, solver_type="midpoint", final_sigmas_type="zero"):
+  λ = log(α/σ); from step i to i+1, h = λ_{i+1} − λ_i, k = α_{i+1}(e^{−h} − 1), c_xt = σ_{i+1}/σ_i;
+  first order at the first and the last step (c_x0 = −k), otherwise with r = (λ_i − λ_{i−1})/h:
+  c_x0 = −k(1 + 1/(2r)), c_x0prev = k/(2r). The last step goes to σ = 0, so it returns x̂0.
+  With zero terminal SNR, ᾱ of the first timestep is raised to 2^-24 (as diffusers) so λ is finite.
+Timestep spacing (diffusers' `timestep_spacing`, S steps of T): "leading" (S−1..0)·(T//S) for DDIM,
+  (S..1)·(T//(S+1)) for DPM-Solver++; "trailing" round(T, T − T/S, ..., T/S) − 1, which starts at
+  t = T − 1 (needed with zero terminal SNR: pure noise is only the truth there); "linspace"
+  round(linspace(0, T−1, S)) reversed for DDIM, linspace(0, T−1, S+1) without 0 for DPM-Solver++.
 
-Classifier-free guidance with scale w: ε̂ = ε_u + w·(ε_c − ε_u), ε_u from `null_cond` (zeros, or a
-learned `[C_cond]` vector) in place of the mask; both branches run as one doubled batch; w = 1 runs
-the conditional model alone.
+Classifier-free guidance with scale w: out = out_u + w·(out_c − out_u) (on the raw output, as
+diffusers' pipelines), out_u from `null_cond` (zeros, or a learned `[C_cond]` vector) in place of
+the mask; both branches run as one doubled batch; w = 1 runs the conditional model alone.
 
 Randomness (documented so any image can be reproduced alone): image b of a run gets the key
 `k_b = fold_in(key, b)` (b = its global index, so results do not depend on batch size, batch
@@ -37,21 +48,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mrixai_jax.diffusion.schedule import Schedule, predict_x0_from_eps
+from mrixai_jax.diffusion import parameterization
+from mrixai_jax.diffusion.names import SAMPLERS, TIMESTEP_SPACINGS
+from mrixai_jax.diffusion.schedule import Schedule
 from mrixai_jax.training import sharding
 
-EpsFn = Callable  # (params, x_t [B,H,W,C], t [B] int32, cond [B,H,W,C_cond]) -> eps [B,H,W,C]
+ModelFn = Callable  # (params, x_t [B,H,W,C], t [B] int32, cond [B,H,W,C_cond]) -> output [B,H,W,C]
+DPM_MIN_ALPHA_CUMPROD = 2.0**-24  # diffusers: ᾱ of the terminal step at zero SNR, so λ stays finite
 
 
 @dataclasses.dataclass(frozen=True)
 class StepPlan:
-  """A sampler's step sequence and its per-step update constants (numpy `[S]`, float64)."""
+  """A sampler's step sequence and its per-step constants (numpy `[S]`, float64)."""
 
-  kind: str  # "ddpm" | "ddim"
+  kind: str  # "ddpm" | "ddim" | "dpmpp2m"
   timesteps: np.ndarray  # int32 [S], descending
+  alpha: np.ndarray  # sqrt(ᾱ_t): turns the model output into x̂0 and ε̂
+  sigma: np.ndarray  # sqrt(1 - ᾱ_t)
   x0_coef: np.ndarray
   xt_coef: np.ndarray
   eps_coef: np.ndarray
+  prev_x0_coef: np.ndarray
   noise_std: np.ndarray
 
   @property
@@ -62,43 +79,94 @@ class StepPlan:
   def stochastic(self) -> bool:
     return bool(np.any(self.noise_std > 0))
 
+  @property
+  def multistep(self) -> bool:
+    return bool(np.any(self.prev_x0_coef != 0))
+
+
+def _plan(kind, timesteps, abar, **coefs) -> StepPlan:
+  zeros = np.zeros(len(timesteps))
+  full = {name: np.asarray(coefs.get(name, zeros), np.float64)
+          for name in ("x0_coef", "xt_coef", "eps_coef", "prev_x0_coef", "noise_std")}
+  return StepPlan(kind=kind, timesteps=np.asarray(timesteps).astype(np.int32), alpha=np.sqrt(abar),
+                  sigma=np.sqrt(1.0 - abar), **full)
+
 
 def ddpm_plan(schedule: Schedule) -> StepPlan:
   """Ancestral sampling over all T timesteps with the "fixed_small" (posterior) variance."""
   t = np.arange(schedule.num_timesteps - 1, -1, -1)
-  return StepPlan(
-      kind="ddpm", timesteps=t.astype(np.int32),
-      x0_coef=schedule.posterior_mean_coef1[t], xt_coef=schedule.posterior_mean_coef2[t],
-      eps_coef=np.zeros(t.shape), noise_std=np.where(t > 0, np.sqrt(schedule.posterior_variance[t]), 0.0))
+  return _plan("ddpm", t, schedule.alphas_cumprod[t],
+               x0_coef=schedule.posterior_mean_coef1[t], xt_coef=schedule.posterior_mean_coef2[t],
+               noise_std=np.where(t > 0, np.sqrt(schedule.posterior_variance[t]), 0.0))
 
 
-def ddim_plan(schedule: Schedule, num_steps: int, eta: float = 0.0, set_alpha_to_one: bool = True) -> StepPlan:
-  """DDIM with diffusers' "leading" spacing: timesteps (S-1, ..., 0) * (T // S)."""
-  total = schedule.num_timesteps
+def _check_steps(name: str, num_steps: int, total: int) -> None:
   if not 1 <= num_steps <= total:
-    raise ValueError(f"DDIM needs 1 <= num_steps <= {total} (diffusion.num_timesteps), got {num_steps}")
+    raise ValueError(f"{name} needs 1 <= num_steps <= {total} (diffusion.num_timesteps), got {num_steps}")
+
+
+def spaced_timesteps(spacing: str, num_steps: int, total: int, kind: str = "ddim") -> np.ndarray:
+  """Descending timesteps `[S]` int64 of diffusers' `timestep_spacing` for DDIM or DPM-Solver++."""
+  if spacing == "trailing":
+    return np.round(np.arange(total, 0, -total / num_steps)).astype(np.int64) - 1
+  if spacing == "leading":
+    if kind == "ddim":
+      return np.arange(num_steps)[::-1].astype(np.int64) * (total // num_steps)
+    return (np.arange(num_steps + 1) * (total // (num_steps + 1)))[::-1][:-1].astype(np.int64)
+  if spacing == "linspace":
+    if kind == "ddim":
+      return np.linspace(0, total - 1, num_steps).round()[::-1].astype(np.int64)
+    return np.linspace(0, total - 1, num_steps + 1).round()[::-1][:-1].astype(np.int64)
+  raise ValueError(f"sample.timestep_spacing must be one of {TIMESTEP_SPACINGS}, got {spacing!r}")
+
+
+def ddim_plan(schedule: Schedule, num_steps: int, eta: float = 0.0, set_alpha_to_one: bool = True,
+              spacing: str = "leading") -> StepPlan:
+  """DDIM over `spaced_timesteps(spacing)`; the previous timestep is t − T//S (as diffusers)."""
+  total = schedule.num_timesteps
+  _check_steps("DDIM", num_steps, total)
   if eta < 0:
     raise ValueError(f"DDIM eta must be >= 0, got {eta}")
-  ratio = total // num_steps
-  t = np.arange(num_steps)[::-1] * ratio
-  prev = t - ratio
+  t = spaced_timesteps(spacing, num_steps, total, "ddim")
+  prev = t - total // num_steps
   final = 1.0 if set_alpha_to_one else schedule.alphas_cumprod[0]
   abar = schedule.alphas_cumprod[t]
   abar_prev = np.where(prev >= 0, schedule.alphas_cumprod[np.maximum(prev, 0)], final)
   sigma = eta * np.sqrt((1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev))
-  return StepPlan(
-      kind="ddim", timesteps=t.astype(np.int32), x0_coef=np.sqrt(abar_prev), xt_coef=np.zeros(t.shape),
-      eps_coef=np.sqrt(1.0 - abar_prev - sigma**2), noise_std=sigma)
+  return _plan("ddim", t, abar, x0_coef=np.sqrt(abar_prev), eps_coef=np.sqrt(1.0 - abar_prev - sigma**2),
+               noise_std=sigma)
+
+
+def dpmpp2m_plan(schedule: Schedule, num_steps: int, spacing: str = "leading") -> StepPlan:
+  """DPM-Solver++(2M), deterministic, ending at σ = 0 (see the module docstring)."""
+  total = schedule.num_timesteps
+  _check_steps("DPM-Solver++", num_steps, total)
+  t = spaced_timesteps(spacing, num_steps, total, "dpmpp2m")
+  abar = np.maximum(schedule.alphas_cumprod, DPM_MIN_ALPHA_CUMPROD)[t]
+  alpha = np.append(np.sqrt(abar), 1.0)  # step S: σ = 0
+  sigma = np.append(np.sqrt(1.0 - abar), 0.0)
+  with np.errstate(divide="ignore"):
+    lam = np.log(alpha) - np.log(sigma)  # +inf at the end
+  h = lam[1:] - lam[:-1]
+  k = alpha[1:] * np.expm1(-h)  # -alpha at the end (e^{-inf} = 0)
+  half_over_r = np.zeros(num_steps)  # 0: first order, at the first step and into σ = 0 at the last
+  half_over_r[1:-1] = 0.5 * h[1:-1] / (lam[1:-2] - lam[:-3])  # 1 / (2r), r = previous step's h / h
+  return _plan("dpmpp2m", t, abar, x0_coef=-k * (1.0 + half_over_r), xt_coef=sigma[1:] / sigma[:-1],
+               prev_x0_coef=k * half_over_r)
 
 
 def plan_from_config(schedule: Schedule, sample_config) -> StepPlan:
-  """`sample.sampler` ddpm (all T steps) or ddim (`num_steps`, `eta`, `set_alpha_to_one`)."""
+  """`sample.sampler`: ddpm (all T steps), ddim (`num_steps`, `eta`, `set_alpha_to_one`,
+  `timestep_spacing`) or dpmpp2m (`num_steps`, `timestep_spacing`)."""
   s = sample_config
+  spacing = s.get("timestep_spacing", "leading")
   if s.sampler == "ddpm":
     return ddpm_plan(schedule)
   if s.sampler == "ddim":
-    return ddim_plan(schedule, s.num_steps, s.eta, s.set_alpha_to_one)
-  raise ValueError(f"sample.sampler must be 'ddpm' or 'ddim', got {s.sampler!r}")
+    return ddim_plan(schedule, s.num_steps, s.eta, s.set_alpha_to_one, spacing)
+  if s.sampler == "dpmpp2m":
+    return dpmpp2m_plan(schedule, s.num_steps, spacing)
+  raise ValueError(f"sample.sampler must be one of {SAMPLERS}, got {s.sampler!r}")
 
 
 def rescale_step_indices(indices: Sequence[int], reference_steps: int, num_steps: int) -> tuple:
@@ -143,18 +211,18 @@ def step_noise(keys, step, shape: Sequence[int]):
   return jax.vmap(one)(keys)
 
 
-def guided_eps(eps_fn: EpsFn, params, x, t, cond, null_cond, guidance_scale: float):
-  """Classifier-free guidance ε̂ = ε_u + w·(ε_c − ε_u); w = 1 is the plain conditional model.
+def guided_output(model_fn: ModelFn, params, x, t, cond, null_cond, guidance_scale: float):
+  """Classifier-free guidance out_u + w·(out_c − out_u); w = 1 is the plain conditional model.
 
   `null_cond` broadcasts against `cond` (zeros, or a learned `[C_cond]` vector); both branches
   run as one model call on the doubled batch.
   """
   if guidance_scale == 1.0:
-    return eps_fn(params, x, t, cond)
+    return model_fn(params, x, t, cond)
   null = jnp.broadcast_to(null_cond, cond.shape).astype(cond.dtype)
-  eps = eps_fn(params, jnp.concatenate([x, x]), jnp.concatenate([t, t]), jnp.concatenate([cond, null]))
-  eps_cond, eps_uncond = jnp.split(eps, 2)
-  return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+  out = model_fn(params, jnp.concatenate([x, x]), jnp.concatenate([t, t]), jnp.concatenate([cond, null]))
+  out_cond, out_uncond = jnp.split(out, 2)
+  return out_uncond + guidance_scale * (out_cond - out_uncond)
 
 
 class SampleOutput(NamedTuple):
@@ -170,26 +238,29 @@ class SampleOutput(NamedTuple):
 class Sampler:
   """`sampler(params, keys [B], cond [B,H,W,C_cond], null_cond=0.) -> SampleOutput` (jit-compiled).
 
-  With `mesh`, the batch axis of keys/cond/outputs is sharded over the mesh's 'data' axis and
-  params are replicated; B must divide evenly.
+  `prediction`: what `model_fn` outputs (eps | v | x0). With `mesh`, the batch axis of
+  keys/cond/outputs is sharded over the mesh's 'data' axis and params are replicated; B must
+  divide evenly.
   """
 
-  def __init__(self, eps_fn: EpsFn, schedule: Schedule, plan: StepPlan, *, image_channels: int = 1,
+  def __init__(self, model_fn: ModelFn, plan: StepPlan, *, prediction: str = "eps", image_channels: int = 1,
                clip_sample: bool = True, clip_range: float = 1.0, guidance_scale: float = 1.0,
                trajectory_indices: Sequence[int] = (), mesh=None):
+    parameterization.check_prediction(prediction)
     self.plan = plan
     self.trajectory_indices = normalize_step_indices(trajectory_indices, plan.num_steps)
     self.mesh = mesh
-    self._eps_fn = eps_fn
-    self._schedule = schedule
+    self._model_fn = model_fn
+    self._prediction = prediction
     self._channels = image_channels
     self._clip = clip_range if clip_sample else None
     self._guidance = float(guidance_scale)
     num_slots = len(self.trajectory_indices)
     slot = np.full(plan.num_steps, num_slots, np.int32)
     slot[list(self.trajectory_indices)] = np.arange(num_slots, dtype=np.int32)
+    coefs = (plan.alpha, plan.sigma, plan.x0_coef, plan.xt_coef, plan.eps_coef, plan.prev_x0_coef, plan.noise_std)
     self._xs = (np.arange(plan.num_steps, dtype=np.int32), plan.timesteps.astype(np.int32), slot,
-                *(a.astype(np.float32) for a in (plan.x0_coef, plan.xt_coef, plan.eps_coef, plan.noise_std)))
+                *(a.astype(np.float32) for a in coefs))
     self._run = self._compile(self._sample, with_params=True)
 
   @property
@@ -236,23 +307,27 @@ class Sampler:
     shape = (h, w, self._channels)
     num_slots = len(self.trajectory_indices)
     buffers = tuple(jnp.zeros((num_slots + 1, b) + shape, jnp.float32) for _ in range(3))
+    multistep = self.plan.multistep
 
     def step(carry, xs):
-      x, buffers = carry
-      i, t_scalar, slot, c_x0, c_xt, c_eps, sigma = xs
+      x, prev_x0, buffers = carry
+      i, t_scalar, slot, alpha, sigma, c_x0, c_xt, c_eps, c_prev, noise_std = xs
       t = jnp.full((b,), t_scalar, jnp.int32)
-      eps = guided_eps(self._eps_fn, params, x, t, cond, null_cond, self._guidance)
-      x0 = predict_x0_from_eps(self._schedule, x, t, eps)
+      output = guided_output(self._model_fn, params, x, t, cond, null_cond, self._guidance)
+      x0, eps = parameterization.to_x0_eps(self._prediction, output.astype(jnp.float32), x, alpha, sigma)
       if self._clip is not None:
         x0 = jnp.clip(x0, -self._clip, self._clip)
       x_prev = c_x0 * x0 + c_xt * x + c_eps * eps
+      if multistep:
+        x_prev = x_prev + c_prev * prev_x0
       if self.plan.stochastic:
-        x_prev = x_prev + sigma * step_noise(keys, i, shape)
+        x_prev = x_prev + noise_std * step_noise(keys, i, shape)
       buffers = tuple(jax.lax.dynamic_update_index_in_dim(buf, v, slot, 0)
                       for buf, v in zip(buffers, (x, jnp.abs(eps), x0)))
-      return (x_prev, buffers), None
+      return (x_prev, x0 if multistep else prev_x0, buffers), None
 
-    (x, buffers), _ = jax.lax.scan(step, (initial_noise(keys, shape), buffers), self._xs)
+    x_init = initial_noise(keys, shape)
+    (x, _, buffers), _ = jax.lax.scan(step, (x_init, jnp.zeros_like(x_init), buffers), self._xs)
     xt, eps_norm, x0 = (jnp.moveaxis(buf[:num_slots], 0, 1) for buf in buffers)
     finite = jnp.all(jnp.isfinite(x).reshape(b, -1), axis=1)
     for traj in (xt, eps_norm, x0):
@@ -261,12 +336,13 @@ class Sampler:
     return SampleOutput(samples, finite, xt, eps_norm, x0)
 
 
-def sampler_from_config(eps_fn: EpsFn, schedule: Schedule, sample_config, *, plan: Optional[StepPlan] = None,
-                        image_channels: int = 1, mesh=None) -> Sampler:
-  """A `Sampler` configured by the config's `sample` section; `trajectory_steps` are rescaled from
-  `trajectory_num_steps` to the plan's step count (see `rescale_step_indices`)."""
+def sampler_from_config(model_fn: ModelFn, schedule: Schedule, sample_config, *, prediction: str = "eps",
+                        plan: Optional[StepPlan] = None, image_channels: int = 1, mesh=None) -> Sampler:
+  """A `Sampler` configured by the config's `sample` section (`prediction`: the config's
+  `diffusion.prediction`); `trajectory_steps` are rescaled from `trajectory_num_steps` to the
+  plan's step count (see `rescale_step_indices`)."""
   s = sample_config
   plan = plan_from_config(schedule, s) if plan is None else plan
   indices = rescale_step_indices(s.trajectory_steps, s.trajectory_num_steps, plan.num_steps)
-  return Sampler(eps_fn, schedule, plan, image_channels=image_channels, clip_sample=s.clip_sample,
+  return Sampler(model_fn, plan, prediction=prediction, image_channels=image_channels, clip_sample=s.clip_sample,
                  clip_range=s.clip_range, guidance_scale=s.guidance_scale, trajectory_indices=indices, mesh=mesh)

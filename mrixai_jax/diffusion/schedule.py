@@ -41,6 +41,19 @@ def cosine_betas(num_timesteps: int, s: float, max_beta: float = 0.999) -> np.nd
   return np.minimum(1.0 - f[1:] / f[:-1], max_beta)
 
 
+def rescale_zero_terminal_snr(betas: np.ndarray) -> np.ndarray:
+  """Lin et al. (2024), Algorithm 1: shift and scale sqrt(abar) so that abar_{T-1} = 0 (zero terminal
+  SNR: x_T carries no signal, as the pure noise sampling starts from) while abar_0 is unchanged.
+
+  `betas: [T]` float64 -> rescaled betas `[T]` (the last one is 1).
+  """
+  sqrt_abar = np.sqrt(np.cumprod(1.0 - np.asarray(betas, np.float64)))
+  first, last = sqrt_abar[0], sqrt_abar[-1]
+  sqrt_abar = (sqrt_abar - last) * first / (first - last)
+  abar = sqrt_abar**2
+  return 1.0 - np.append(abar[0], abar[1:] / abar[:-1])
+
+
 def make_schedule(betas: np.ndarray) -> Schedule:
   """Derives every posterior constant from `betas: [T]` (float64 arithmetic)."""
   betas = np.asarray(betas, dtype=np.float64)
@@ -60,7 +73,8 @@ def make_schedule(betas: np.ndarray) -> Schedule:
 
 
 def from_config(diffusion_config) -> Schedule:
-  """Schedule from the config's `diffusion` section (`beta_schedule`: linear | cosine)."""
+  """Schedule from the config's `diffusion` section (`beta_schedule`: linear | cosine; with
+  `zero_terminal_snr` the betas are rescaled by `rescale_zero_terminal_snr`)."""
   c = diffusion_config
   if c.beta_schedule == "linear":
     betas = linear_betas(c.num_timesteps, c.beta_start, c.beta_end)
@@ -68,6 +82,8 @@ def from_config(diffusion_config) -> Schedule:
     betas = cosine_betas(c.num_timesteps, c.cosine_s)
   else:
     raise ValueError(f"diffusion.beta_schedule must be 'linear' or 'cosine', got {c.beta_schedule!r}")
+  if c.get("zero_terminal_snr", False):
+    betas = rescale_zero_terminal_snr(betas)
   return make_schedule(betas)
 
 

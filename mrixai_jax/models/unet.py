@@ -190,6 +190,7 @@ class UNet(nn.Module):
     return x.astype(jnp.float32)
 
 
-def eps_fn(model: UNet):
-  """The sampler's model contract: `(params, x_t, t, cond) -> eps`, deterministic (no dropout)."""
+def model_fn(model: UNet):
+  """The sampler's model contract: `(params, x_t, t, cond) -> output` (ε, v or x0 by
+  `diffusion.prediction`), deterministic (no dropout)."""
   return lambda params, x_t, t, cond: model.apply({"params": params}, x_t, t, cond)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mrixai_jax.diffusion import losses, sampling
+from mrixai_jax.diffusion import losses, parameterization, sampling
 from mrixai_jax.diffusion import schedule as schedule_lib
 from mrixai_jax.diffusion.conditioning import one_hot_labels
 from mrixai_jax.models import unet as unet_lib
@@ -34,15 +34,16 @@ def _grid_rows(num_examples: int, count: int) -> np.ndarray:
 
 
 def make_grid_action(config, workdir: str, model: unet_lib.UNet, schedule, data: dict) -> loop.Action:
-  """Every `train.sample_every` steps: DDIM (`train.sample_grid_steps` steps, η = 0, x̂0 clipping as in
-  `config.sample`) from the EMA params on `train.sample_grid_size` fixed training masks ->
+  """Every `train.sample_every` steps: DDIM (`train.sample_grid_steps` steps, η = 0, x̂0 clipping and
+  timestep spacing as in `config.sample`) from the EMA params on `train.sample_grid_size` fixed training masks ->
   `WORKDIR/train_samples/step_<step>.png` (rows: sample | mask | real image)."""
   t = config.train
   rows = _grid_rows(len(data["labels"]), int(t.sample_grid_size))
   labels, real = np.asarray(data["labels"][rows]), np.asarray(data["image"][rows])
   cond = one_hot_labels(jnp.asarray(labels))
   keys = sampling.image_keys(jax.random.PRNGKey(t.seed), 0, len(rows))
-  sampler = sampling.Sampler(unet_lib.eps_fn(model), schedule, sampling.ddim_plan(schedule, int(t.sample_grid_steps)),
+  plan = sampling.ddim_plan(schedule, int(t.sample_grid_steps), spacing=config.sample.timestep_spacing)
+  sampler = sampling.Sampler(unet_lib.model_fn(model), plan, prediction=config.diffusion.prediction,
                              image_channels=real.shape[-1], clip_sample=config.sample.clip_sample,
                              clip_range=config.sample.clip_range)
 
@@ -68,7 +69,11 @@ def build(config, workdir: str, data=None) -> loop.Task:
     raise ValueError(f"diffusion data: need image [N,S,S,1] and labels [N,S,S], got {image} and {labels}")
   model = build_model(config)
   schedule = schedule_lib.from_config(config.diffusion)
-  p_uncond = float(config.diffusion.p_uncond)
+  f = config.diffusion
+  weights = parameterization.loss_weights(f.prediction, f.loss_weighting, schedule.alphas_cumprod,
+                                          float(f.min_snr_gamma))
+  loss_options = {"p_uncond": float(f.p_uncond), "prediction": f.prediction,
+                  "weights": None if f.loss_weighting == "uniform" else weights}
   size = data["image"].shape[1:3]
 
   def init_params(key):
@@ -79,7 +84,8 @@ def build(config, workdir: str, data=None) -> loop.Task:
   def loss_fn(params, batch, key):
     def predict(x_t, t, cond, drop, dropout_key):
       return model.apply({"params": params}, x_t, t, cond, train=True, drop_cond=drop, rngs={"dropout": dropout_key})
-    return losses.epsilon_mse(predict, schedule, batch["image"], one_hot_labels(batch["labels"]), key, p_uncond)
+    return losses.denoising_mse(predict, schedule, batch["image"], one_hot_labels(batch["labels"]), key,
+                                **loss_options)
 
   actions = (make_grid_action(config, workdir, model, schedule, data),) if config.train.sample_every > 0 else ()
   return loop.Task(name="diffusion", train_config=config.train, data=data, init_params=init_params,

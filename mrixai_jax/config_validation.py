@@ -54,6 +54,10 @@ def validate(config, num_devices: int | None = None) -> None:
   _require(f.loss_weighting in LOSS_WEIGHTINGS, "diffusion.loss_weighting",
            f"must be one of {LOSS_WEIGHTINGS}, got {f.loss_weighting!r}")
   _require(f.min_snr_gamma > 0, "diffusion.min_snr_gamma", f"must be positive, got {f.min_snr_gamma}")
+  _require(t.num_steps > 0 or t.num_steps == -1, "train.num_steps",
+           f"must be positive, or -1 for train.num_epochs epochs; got {t.num_steps}")
+  _require(t.num_steps != -1 or t.num_epochs > 0, "train.num_epochs",
+           f"must be positive when train.num_steps = -1, got {t.num_epochs}")
   _require(t.learning_rate > 0, "train.learning_rate", f"must be positive, got {t.learning_rate}")
   _require(0.0 <= t.ema_decay < 1.0, "train.ema_decay", f"must be in [0, 1), got {t.ema_decay}")
   _require(s.sampler in SAMPLERS, "sample.sampler", f"must be one of {SAMPLERS}, got {s.sampler!r}")

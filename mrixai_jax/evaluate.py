@@ -19,6 +19,7 @@ import numpy as np
 from mrixai_jax import errors
 from mrixai_jax import progress
 from mrixai_jax.report import atomic
+from mrixai_jax.report import quality_tables
 
 SAMPLES_FILE = pathlib.Path("samples") / "samples.npz"
 EVAL_SUBDIR = "eval"
@@ -46,6 +47,35 @@ def _set_distance(name: str, compute) -> tuple:
     return None, str(e)
 
 
+def paired_metrics(a, b, config) -> dict:
+  """Per-image PSNR, SSIM, LPIPS of `a` against `b` (`[N, H, W, 1]` in [-1, 1]): `{name: [N]}`."""
+  from mrixai_jax import metrics  # pylint: disable=g-import-not-at-top
+  q = config.metrics
+  batch = int(q.batch_size)
+  a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+  return {"psnr": _batched("PSNR", metrics.psnr, a, b, batch),
+          "ssim": _batched("SSIM", metrics.ssim, a, b, batch),
+          "lpips": _batched("LPIPS", lambda x, y: metrics.lpips(x, y, lin_source=q.lpips_lin_source), a, b, batch)}
+
+
+def set_distances(real, fake, config) -> tuple:
+  """`({"fid", "fd_vgg"}: float | None, {name: error text})` between two image sets, as
+  `config.metrics` enables them; a missing weight file leaves that one None with its reason."""
+  from mrixai_jax.metrics import frechet  # pylint: disable=g-import-not-at-top
+  q = config.metrics
+  batch = int(q.batch_size)
+  values, errs = {"fid": None, "fd_vgg": None}, {}
+  if len(real) < 2 or len(fake) < 2:
+    reason = "a Fréchet distance needs at least 2 images per set"
+    return values, {name: reason for name, on in (("fid", q.fid), ("fd_vgg", q.fd_vgg)) if on}
+  if q.fid:
+    values["fid"], errs["fid"] = _set_distance("FID", lambda: frechet.fid(real, fake, batch_size=batch))
+  if q.fd_vgg:
+    values["fd_vgg"], errs["fd_vgg"] = _set_distance(
+        "FD-VGG", lambda: frechet.fd_vgg(real, fake, batch_size=batch, layer=q.fd_vgg_layer))
+  return values, {k: v for k, v in errs.items() if v}
+
+
 def compute_table(samples, counterparts, labels, config) -> dict:
   """Table 1 metrics. samples/counterparts: [N, H, W, 1] in [-1, 1] (counterparts may be None);
   labels: [N, H, W] uint8 conditioning masks; config: the study config (uses `config.metrics`).
@@ -54,52 +84,56 @@ def compute_table(samples, counterparts, labels, config) -> dict:
   "per_image": {name: [N] list}, "errors": {name: text}} and, with counterparts, "intensity"
   {tissue: {"sample_mean","real_mean","diff"}} and "air" (`intensity.air_statistics`).
   """
-  from mrixai_jax import metrics  # pylint: disable=g-import-not-at-top
-  from mrixai_jax.metrics import frechet, intensity, overlap, segmenter  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.metrics import intensity, overlap, segmenter  # pylint: disable=g-import-not-at-top
 
   q = config.metrics
-  batch = int(q.batch_size)
   samples = np.asarray(samples, np.float32)
   per_image, errs = {}, {}
   if counterparts is not None:
     counterparts = np.asarray(counterparts, np.float32)
-    per_image["psnr"] = _batched("PSNR", metrics.psnr, samples, counterparts, batch)
-    per_image["ssim"] = _batched("SSIM", metrics.ssim, samples, counterparts, batch)
-    per_image["lpips"] = _batched("LPIPS", lambda a, b: metrics.lpips(a, b, lin_source=q.lpips_lin_source),
-                                  samples, counterparts, batch)
+    per_image.update(paired_metrics(samples, counterparts, config))
   masks = segmenter.segment_batch(samples, segmenter.params_from_config(q))
   per_image["dice"] = overlap.dice(masks, np.asarray(labels) > 0)
   table = {"n": int(len(samples))}
   for name in ("psnr", "ssim", "lpips", "dice"):
     table[name] = _mean_sd(per_image.get(name, []))
   table["fid"] = table["fd_vgg"] = None
-  two_sets = counterparts is not None and len(samples) >= 2
-  if counterparts is not None and not two_sets:
-    errs["fid"] = errs["fd_vgg"] = "a Fréchet distance needs at least 2 images per set"
-  if two_sets and q.fid:
-    table["fid"], errs["fid"] = _set_distance(
-        "FID", lambda: frechet.fid(counterparts, samples, batch_size=batch))
-  if two_sets and q.fd_vgg:
-    table["fd_vgg"], errs["fd_vgg"] = _set_distance(
-        "FD-VGG", lambda: frechet.fd_vgg(counterparts, samples, batch_size=batch, layer=q.fd_vgg_layer))
   if counterparts is not None:
+    distances, errs = set_distances(counterparts, samples, config)
+    table.update(distances)
     table["intensity"] = intensity.intensity_table(samples, counterparts, labels)
     table["air"] = intensity.air_statistics(samples, counterparts, float(q.air_threshold))
   table["per_image"] = {k: [float(x) for x in v] for k, v in per_image.items()}
-  table["errors"] = {k: v for k, v in errs.items() if v}
+  table["errors"] = errs
   return table
 
 
-def _fmt(stat: dict, digits: int) -> str:
-  if stat["mean"] is None:
-    return "n/a"
-  sd = "" if stat["sd"] is None else f" ± {stat['sd']:.{digits}f}"
-  return f"{stat['mean']:.{digits}f}{sd}"
+def quality_references(counterparts, patient_ids, slice_indices, config, workdir) -> dict:
+  """Where the table's numbers stand (`metrics.references`): `{"shuffled_real": {"psnr","ssim","lpips":
+  {"mean","sd"}}, "real_vs_real": {"fid","fd_vgg"}, "noise_oracle": {...} (phantom data only)}`;
+  the real training slices come from `workdir`'s training split."""
+  from mrixai_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.metrics import references  # pylint: disable=g-import-not-at-top
+
+  seed = int(config.metrics.reference_seed)
+  counterparts = np.asarray(counterparts, np.float32)
+  partners = references.shuffled_pairs(patient_ids, seed)
+  out = {"shuffled_real": {k: _mean_sd(v) for k, v in
+                           paired_metrics(counterparts[partners], counterparts, config).items()}}
+  train = pipeline.load_split(config.data, "train", str(workdir))["image"]
+  out["real_vs_real"], errs = set_distances(counterparts, references.real_training_slices(train, len(counterparts), seed),
+                                            config)
+  if errs:
+    out["real_vs_real"]["errors"] = errs
+  if config.data.name == "breast_phantom":
+    oracle = references.noise_oracle(patient_ids, slice_indices, config.data, noise_seed=seed + 1)
+    out["noise_oracle"] = {k: _mean_sd(v) for k, v in paired_metrics(oracle, counterparts, config).items()}
+  return out
 
 
 def markdown(table: dict, source: str) -> str:
   """Table 1 as Markdown."""
-  num = lambda v, d: "n/a" if v is None else f"{v:.{d}f}"  # pylint: disable=unnecessary-lambda-assignment
+  num, _fmt = quality_tables.number, quality_tables.mean_sd
   lines = [
       "# Image quality (Table 1)", "",
       f"{table['n']} samples from `{source}`. PSNR/SSIM/LPIPS: each sample vs its real counterpart, "
@@ -111,6 +145,7 @@ def markdown(table: dict, source: str) -> str:
       f"| {table['n']} | {_fmt(table['psnr'], 2)} | {_fmt(table['ssim'], 4)} | {_fmt(table['lpips'], 4)} "
       f"| {num(table['fid'], 2)} | {num(table['fd_vgg'], 2)} | {_fmt(table['dice'], 4)} |",
   ]
+  lines += quality_tables.reference_and_intensity_lines(table)
   for name, text in table.get("errors", {}).items():
     lines += ["", f"{name} not computed: {text}"]
   return "\n".join(lines) + "\n"
@@ -145,13 +180,25 @@ def load_samples(path) -> tuple:
   return samples, counterparts, labels
 
 
+def _counterpart_ids(path) -> tuple | None:
+  """`(counterpart_patient_id [N], counterpart_slice_index [N])` of a samples file, None if absent."""
+  with np.load(path, allow_pickle=False) as f:
+    if "counterpart_patient_id" not in f.files or "counterpart_slice_index" not in f.files:
+      return None
+    return f["counterpart_patient_id"], f["counterpart_slice_index"]
+
+
 def run(config, workdir) -> dict:
-  """Evaluates `workdir/samples/samples.npz`; writes `workdir/eval/metrics.{json,md}`; returns the table."""
+  """Evaluates `workdir/samples/samples.npz` (with `quality_references` when the samples have
+  dataset counterparts); writes `workdir/eval/metrics.{json,md}`; returns the table."""
   workdir = pathlib.Path(workdir)
   path = workdir / SAMPLES_FILE
   samples, counterparts, labels = load_samples(path)
   start = time.time()
   table = compute_table(samples, counterparts, labels, config)
+  ids = _counterpart_ids(path) if counterparts is not None else None
+  if ids is not None:
+    table["quality_reference"] = quality_references(counterparts, *ids, config, workdir)
   table["seconds"] = time.time() - start
   out = workdir / EVAL_SUBDIR
   atomic.write_json(out / "metrics.json", table)

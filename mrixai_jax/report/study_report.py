@@ -4,6 +4,7 @@ import importlib.metadata
 import platform
 
 from mrixai_jax.report import atomic
+from mrixai_jax.report import quality_tables
 
 HEAD_TITLES = {"ppnet": "ProtoPNet", "eppnet": "Enhanced ProtoPNet", "protopool": "ProtoPool"}
 VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scikit-image",
@@ -27,7 +28,8 @@ def versions() -> dict:
 def build_report(quality: dict, faithfulness: dict, config: dict, timings_s: dict, extra: dict) -> dict:
   """Assembles the report.json object.
 
-  quality: `{"psnr"|"ssim"|"lpips"|"dice": {"mean","sd"}, "fid": float|None, "fd_vgg": float|None}`;
+  quality: `{"psnr"|"ssim"|"lpips"|"dice": {"mean","sd"}, "fid": float|None, "fd_vgg": float|None}`
+  and, with counterparts, "quality_reference", "intensity", "air" (`evaluate.compute_table`);
   faithfulness: `{head: {"mean","sd","ci95","randomized_mean","deletion_drop_top",
   "deletion_drop_random", ...}}`; extra: additional sections (data, seeds, figures) kept verbatim.
   """
@@ -36,6 +38,9 @@ def build_report(quality: dict, faithfulness: dict, config: dict, timings_s: dic
       "fid": quality.get("fid"),
       "fd_vgg": quality.get("fd_vgg"),
       "dice": quality["dice"],
+      "quality_reference": quality.get("quality_reference"),
+      "intensity": quality.get("intensity"),
+      "air": quality.get("air"),
       "faithfulness": faithfulness,
       "config": config,
       "timings_s": timings_s,
@@ -46,11 +51,11 @@ def build_report(quality: dict, faithfulness: dict, config: dict, timings_s: dic
 
 
 def _fmt(value, digits: int = 4) -> str:
-  return "n/a" if value is None else f"{value:.{digits}f}"
+  return quality_tables.number(value, digits)
 
 
 def _pm(stat: dict, digits: int = 4) -> str:
-  return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
+  return quality_tables.mean_sd(stat, digits)
 
 
 def render_markdown(report: dict, figures: dict) -> str:
@@ -60,7 +65,8 @@ def render_markdown(report: dict, figures: dict) -> str:
            "## Table 1 — image quality of generated slices vs their real counterparts", "",
            "| PSNR (dB) | SSIM | LPIPS | FID | FD-VGG | Dice |", "|---|---|---|---|---|---|",
            f"| {_pm(q['psnr'], 2)} | {_pm(q['ssim'])} | {_pm(q['lpips'])} | {_fmt(report['fid'], 2)} "
-           f"| {_fmt(report['fd_vgg'], 2)} | {_pm(report['dice'])} |", "",
+           f"| {_fmt(report['fd_vgg'], 2)} | {_pm(report['dice'])} |",
+           *quality_tables.reference_and_intensity_lines(report), "",
            "## Faithfulness F = Σ_j NIS_j · ρ_j per method", "",
            "| method | F mean ± SD | 95% CI (bootstrap) | F, random prototypes | deletion drop: top "
            "prototypes | deletion drop: random windows |", "|---|---|---|---|---|---|"]

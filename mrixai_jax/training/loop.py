@@ -124,7 +124,8 @@ def _host_metrics(metrics: dict) -> dict:
 
 
 def run(task: Task, workdir: str, mesh=None) -> state_lib.TrainState:
-  """Trains `task` to `train_config.num_steps`, resuming from the latest checkpoint in `workdir`.
+  """Trains `task` to `train_config.num_steps` (-1: `num_epochs` epochs, `state.resolve_num_steps`),
+  resuming from the latest checkpoint in `workdir`.
 
   `mesh`: default all devices. Returns the final state (replicated arrays).
   """
@@ -132,9 +133,11 @@ def run(task: Task, workdir: str, mesh=None) -> state_lib.TrainState:
 
   _quiet_orbax()
   t = task.train_config
-  num_steps = int(t.num_steps)
-  if num_steps <= 0:
-    raise ValueError(f"{task.name}: train num_steps must be positive, got {num_steps}")
+  num_examples = len(next(iter(task.data.values())))
+  num_steps = state_lib.resolve_num_steps(t, num_examples)
+  if int(t.num_steps) == -1:
+    logging.info("%s: train.num_steps = -1 -> %d epochs of %d steps (%d examples, batch %d) = %d steps", task.name,
+                 int(t.num_epochs), num_steps // int(t.num_epochs), num_examples, int(t.batch_size), num_steps)
   mesh = sharding.make_mesh() if mesh is None else mesh
   sharding.check_batch_divisible(int(t.batch_size), mesh, f"{task.name} train batch_size")
   lr_schedule = state_lib.learning_rate_schedule(t, num_steps)

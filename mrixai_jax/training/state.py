@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mrixai_jax.errors import ConfigError
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -17,6 +19,26 @@ class TrainState:
   ema_params: Any  # exponential moving average of params, same structure
   opt_state: Any
   rng: jax.Array  # base key; step s uses fold_in(rng, s)
+
+
+def resolve_num_steps(train_config, num_examples: int, section: str = "train") -> int:
+  """`train.num_steps`, or with `num_steps = -1` `num_epochs * steps_per_epoch` where
+  steps_per_epoch = num_examples // batch_size (full batches, as the batch iterator and flax's
+  imagenet example count them). Raises ConfigError naming the key for an impossible setting."""
+  t = train_config
+  num_steps, batch = int(t.num_steps), int(t.batch_size)
+  if num_steps > 0:
+    return num_steps
+  if num_steps != -1:
+    raise ConfigError(f"config.{section}.num_steps: must be positive, or -1 for num_epochs epochs; got {num_steps}")
+  epochs = int(t.get("num_epochs", 0))
+  if epochs <= 0:
+    raise ConfigError(f"config.{section}.num_epochs: must be positive when {section}.num_steps = -1, got {epochs}")
+  steps_per_epoch = num_examples // batch
+  if steps_per_epoch == 0:
+    raise ConfigError(f"config.{section}.batch_size: {batch} exceeds the training split ({num_examples} examples), "
+                      f"so {section}.num_steps = -1 gives no full batch per epoch")
+  return epochs * steps_per_epoch
 
 
 def learning_rate_schedule(train_config, num_steps: int) -> optax.Schedule:

@@ -110,19 +110,22 @@ def compute_table(samples, counterparts, labels, config) -> dict:
 
 def quality_references(counterparts, patient_ids, slice_indices, config, workdir) -> dict:
   """Where the table's numbers stand (`metrics.references`): `{"shuffled_real": {"psnr","ssim","lpips":
-  {"mean","sd"}}, "real_vs_real": {"fid","fd_vgg"}, "noise_oracle": {...} (phantom data only)}`;
-  the real training slices come from `workdir`'s training split."""
+  {"mean","sd"}}, "real_vs_real": {"fid","fd_vgg"}, "noise_oracle": {...} (phantom data only),
+  "train_tissue_means": {tissue: mean}}`; the real training slices come from `workdir`'s training
+  split (their tissue means minus the counterparts' are the intensity difference a perfect
+  generator of the training distribution would show: patients differ in brightness)."""
   from mrixai_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  from mrixai_jax.metrics import references  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.metrics import intensity, references  # pylint: disable=g-import-not-at-top
 
   seed = int(config.metrics.reference_seed)
   counterparts = np.asarray(counterparts, np.float32)
-  partners = references.shuffled_pairs(patient_ids, seed)
+  partners = references.shuffled_pairs(patient_ids, slice_indices, seed)
   out = {"shuffled_real": {k: _mean_sd(v) for k, v in
                            paired_metrics(counterparts[partners], counterparts, config).items()}}
-  train = pipeline.load_split(config.data, "train", str(workdir))["image"]
-  out["real_vs_real"], errs = set_distances(counterparts, references.real_training_slices(train, len(counterparts), seed),
-                                            config)
+  train = pipeline.load_split(config.data, "train", str(workdir))
+  out["real_vs_real"], errs = set_distances(
+      counterparts, references.real_training_slices(train["image"], len(counterparts), seed), config)
+  out["train_tissue_means"] = intensity.tissue_means(train["image"], train["labels"])
   if errs:
     out["real_vs_real"]["errors"] = errs
   if config.data.name == "breast_phantom":
@@ -199,6 +202,10 @@ def run(config, workdir) -> dict:
   ids = _counterpart_ids(path) if counterparts is not None else None
   if ids is not None:
     table["quality_reference"] = quality_references(counterparts, *ids, config, workdir)
+    for tissue, mean in table["quality_reference"].pop("train_tissue_means").items():
+      row = table["intensity"][tissue]
+      row["train_mean"] = mean
+      row["train_diff"] = None if mean is None or row["real_mean"] is None else mean - row["real_mean"]
   table["seconds"] = time.time() - start
   out = workdir / EVAL_SUBDIR
   atomic.write_json(out / "metrics.json", table)

@@ -89,7 +89,7 @@ def test_sample_py_writes_samples_figures_and_dicom(run_dir):
   for name in ("trajectory_xt", "trajectory_eps_norm", "trajectory_x0"):
     assert data[name].shape == (n, k, SIZE, SIZE, 1)
   np.testing.assert_array_equal(data["trajectory_steps"], [0, 2, 3])
-  np.testing.assert_array_equal(data["trajectory_timesteps"], [750, 250, 0])  # DDIM-4 leading: 750..0
+  np.testing.assert_array_equal(data["trajectory_timesteps"], [999, 499, 249])  # DDIM-4 trailing (demo): 999..249
   assert list(data["mask_source"]) == ["mask_0.npy", "mask_1.npy", "mask_2.npy", "mask_0.npy", "mask_1.npy"]
   masks = [np.load(root / "masks" / name) for name in data["mask_source"]]
   np.testing.assert_array_equal(data["labels"], np.stack(masks))

@@ -86,11 +86,11 @@ def test_study_runs_end_to_end_and_reuses_stages(tmp_path):
   assert math.isfinite(saved["dice"]["mean"])
   refs = saved["quality_reference"]
   for reference in ("shuffled_real", "noise_oracle"):
-    assert all(math.isfinite(refs[reference][key]["mean"]) for key in ("psnr", "ssim", "lpips")), reference
+    assert all(math.isfinite(refs[reference][key]["mean"]) for key in ("psnr", "ssim", "lpips")), (reference, refs)
   assert refs["noise_oracle"]["psnr"]["mean"] > refs["shuffled_real"]["psnr"]["mean"]  # ceiling above chance
   assert math.isfinite(refs["real_vs_real"]["fd_vgg"])
   assert set(saved["intensity"]) == {"background", "fat", "fgt", "vessels"}
-  assert all(set(v) == {"sample_mean", "real_mean", "diff"} for v in saved["intensity"].values())
+  assert all(set(v) == {"sample_mean", "real_mean", "diff", "train_mean", "train_diff"} for v in saved["intensity"].values())
   assert _finite_numbers(saved["faithfulness"]) and report["faithfulness"].keys() == saved["faithfulness"].keys()
 
   second_start = time.perf_counter()

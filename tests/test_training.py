@@ -57,11 +57,12 @@ def test_overfits_fixed_tiny_batch(tmp_path):
   model, schedule = diffusion_task.build_model(config), diffusion_task.schedule_lib.from_config(config.diffusion)
 
   @jax.jit
-  def eval_loss(params):  # the training loss averaged over 16 fixed (t, noise) draws per image
+  def eval_loss(params):  # the unweighted MSE of the config's target over 16 fixed (t, noise) draws per image
     def predict(x_t, t, cond, drop, key):
       return model.apply({"params": params}, x_t, t, cond)
     def one(key):
-      return losses.denoising_mse(predict, schedule, data["image"], one_hot_labels(data["labels"]), key)[0]
+      return losses.denoising_mse(predict, schedule, data["image"], one_hot_labels(data["labels"]), key,
+                                  prediction=config.diffusion.prediction)[1]["mse"]
     return jnp.mean(jax.lax.map(one, jax.random.split(jax.random.PRNGKey(123), 16)))
 
   start = float(eval_loss(task.init_params(jax.random.split(jax.random.PRNGKey(config.train.seed))[0])))

@@ -13,19 +13,18 @@ Images `[N, H, W, 1]` float32 in [-1, 1].
 import numpy as np
 
 
-def shuffled_pairs(patient_ids, seed: int) -> np.ndarray:
-  """Partner row `[N]` for each row: another row of a different patient, chosen at random
-  (any other row when every row is one patient; itself when N = 1)."""
-  patient_ids = np.asarray(patient_ids)
-  num = len(patient_ids)
+def shuffled_pairs(patient_ids, slice_indices, seed: int) -> np.ndarray:
+  """Partner row `[N]` for each row, chosen at random: a row of another patient; when every row is
+  one patient, another slice of it; when the rows are one slice repeated, the row itself."""
+  patient_ids, slice_indices = np.asarray(patient_ids), np.asarray(slice_indices)
   rng = np.random.default_rng(seed)
-  partners = np.arange(num)
-  for i in range(num):
-    others = np.flatnonzero(patient_ids != patient_ids[i])
-    if others.size == 0:
-      others = np.delete(np.arange(num), i)
-    if others.size:
-      partners[i] = rng.choice(others)
+  partners = np.arange(len(patient_ids))
+  for i in range(len(patient_ids)):
+    for others in (np.flatnonzero(patient_ids != patient_ids[i]),
+                   np.flatnonzero((patient_ids == patient_ids[i]) & (slice_indices != slice_indices[i]))):
+      if others.size:
+        partners[i] = rng.choice(others)
+        break
   return partners
 
 

@@ -12,7 +12,8 @@ from mrixai_jax.report import atomic
 LABEL_COLORS = ("#000000", "#d8c070", "#d04040", "#4070d0")
 
 
-def _pyplot():
+def pyplot():
+  """matplotlib.pyplot with the Agg backend (imported on first use)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
 
   matplotlib.use("Agg")
@@ -35,7 +36,7 @@ def sample_grid(path, samples, labels, counterparts=None, row_titles=None, max_r
   """
   from matplotlib.colors import ListedColormap  # pylint: disable=g-import-not-at-top
 
-  plt = _pyplot()
+  plt = pyplot()
   n = min(len(samples), max_rows)
   columns = [("sample", samples, "gray"), ("mask", labels, ListedColormap(LABEL_COLORS))]
   if counterparts is not None:
@@ -65,7 +66,7 @@ def trajectory_figure(path, trajectory_xt, trajectory_eps_norm, timesteps, traje
   are shown on a fixed [-1, 1] (x̂0) / symmetric robust (x_t) grey scale; |ε̂| uses one colour scale
   per sample (0 to its 99th percentile) so its decay along the trajectory is visible.
   """
-  plt = _pyplot()
+  plt = pyplot()
   n = min(len(trajectory_xt), max_samples)
   kinds = [("x_t", trajectory_xt), ("|ε̂|", trajectory_eps_norm)]
   if trajectory_x0 is not None:

@@ -32,10 +32,13 @@ def reference_and_intensity_lines(table: dict) -> list:
       lines.append(f"| real test slices vs as many real training slices | | | | {number(rr['fid'], 2)} "
                    f"| {number(rr['fd_vgg'], 2)} |")
   if table.get("intensity"):
-    lines += ["", "Mean intensity per tissue of the conditioning mask (pixel values in [-1, 1]):", "",
-              "| tissue | samples | real | difference |", "|---|---|---|---|"]
-    lines += [f"| {tissue} | {number(v['sample_mean'], 3)} | {number(v['real_mean'], 3)} | {number(v['diff'], 3)} |"
-              for tissue, v in table["intensity"].items()]
+    lines += ["", "Mean intensity per tissue of the conditioning mask (pixel values in [-1, 1]). The last column is "
+                  "the training slices' mean minus the counterparts': what a perfect generator of the training "
+                  "distribution would show, since the mask does not tell a patient's brightness.", "",
+              "| tissue | samples | real counterparts | difference | training slices − counterparts |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {tissue} | {number(v['sample_mean'], 3)} | {number(v['real_mean'], 3)} | {number(v['diff'], 3)} "
+              f"| {number(v.get('train_diff'), 3)} |" for tissue, v in table["intensity"].items()]
   air = table.get("air") or {}
   if air.get("pixels"):
     lines += ["", f"Air (real pixels below the threshold, {air['pixels']} of them): SD {air['sample_sd']:.3f} in the "

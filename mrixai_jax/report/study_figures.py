@@ -4,18 +4,10 @@ per method (Fig. 5), and prototype emergence along the denoising trajectory."""
 import numpy as np
 
 from mrixai_jax.report import atomic
+from mrixai_jax.report import figures
 
 TISSUE_NAMES = {1: "fat", 2: "FGT", 3: "vessels"}
 TISSUE_COLORS = {1: "#e0b040", 2: "#c04040", 3: "#4060c0"}
-
-
-def _pyplot():
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
-  return plt
 
 
 def _tissue_legend(plt, fig) -> None:
@@ -29,7 +21,7 @@ def faithfulness_bars(summary: dict, path) -> None:
 
   summary: `{head: {"mean": float, "ci95": [lo, hi], "randomized_mean": float}}`.
   """
-  plt = _pyplot()
+  plt = figures.pyplot()
   heads = list(summary)
   x = np.arange(len(heads))
   means = np.array([summary[h]["mean"] for h in heads])
@@ -52,7 +44,7 @@ def nis_per_prototype(nis_by_head: dict, prototype_class_by_head: dict, path) ->
 
   nis_by_head: `{head: [N, P]}`; prototype_class_by_head: `{head: [P]}` label-map class per prototype.
   """
-  plt = _pyplot()
+  plt = figures.pyplot()
   heads = list(nis_by_head)
   fig, axes = plt.subplots(1, len(heads), figsize=(4.2 * len(heads), 3.2), squeeze=False)
   for ax, head in zip(axes[0], heads):
@@ -72,7 +64,7 @@ def emergence_curves(emergence_by_head: dict, steps, prototype_class_by_head: di
 
   emergence_by_head: `{head: [N, K, P]}`; steps: `[K]` sampler step indices (0 = first, noisiest).
   """
-  plt = _pyplot()
+  plt = figures.pyplot()
   heads = list(emergence_by_head)
   steps = np.asarray(steps)
   fig, axes = plt.subplots(1, len(heads), figsize=(4.2 * len(heads), 3.2), squeeze=False)
@@ -95,7 +87,7 @@ def intensity_histograms(samples, counterparts, labels, path, bins: int = 60) ->
   """
   from mrixai_jax.metrics.intensity import TISSUES  # pylint: disable=g-import-not-at-top
 
-  plt = _pyplot()
+  plt = figures.pyplot()
   fake, real, labels = np.asarray(samples)[..., 0], np.asarray(counterparts)[..., 0], np.asarray(labels)
   edges = np.linspace(-1.0, 1.0, bins + 1)
   fig, axes = plt.subplots(1, len(TISSUES), figsize=(3.4 * len(TISSUES), 2.8), squeeze=False)

@@ -84,10 +84,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- sampling
   c.sample = s = ml_collections.ConfigDict()
-  s.sampler = "ddim"  # ddpm | ddim | dpmpp2m (DPM-Solver++ 2M)
+  s.sampler = "ddim"  # ddpm | ddim | dpmpp2m (DPM-Solver++ 2M) | dpmpp2m_sde (its SDE variant)
   s.num_steps = 50
   s.timestep_spacing = "leading"  # leading | trailing | linspace (diffusers' spacings; trailing starts at t = T - 1)
-  s.eta = 0.0
+  s.karras_sigmas = False  # dpmpp2m / dpmpp2m_sde: Karras et al.'s noise levels instead of timestep_spacing
+  s.eta = 0.0  # DDIM: 0 deterministic, 1 the DDPM posterior's noise at every step
   s.clip_sample = True  # clip x̂0 (and the final samples) to ±clip_range
   s.clip_range = 1.0  # images live in [-1, 1]
   s.set_alpha_to_one = True  # DDIM: ᾱ before the last step is 1 (diffusers' default)

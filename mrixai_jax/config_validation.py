@@ -2,7 +2,7 @@
 
 import functools
 
-from mrixai_jax.diffusion.names import LOSS_WEIGHTINGS, PREDICTIONS, SAMPLERS, TIMESTEP_SPACINGS
+from mrixai_jax.diffusion.names import DPM_SAMPLERS, LOSS_WEIGHTINGS, PREDICTIONS, SAMPLERS, TIMESTEP_SPACINGS
 from mrixai_jax.errors import ConfigError
 
 HEAD_KINDS = ("ppnet", "eppnet", "protopool")
@@ -63,6 +63,9 @@ def validate(config, num_devices: int | None = None) -> None:
   _require(s.sampler in SAMPLERS, "sample.sampler", f"must be one of {SAMPLERS}, got {s.sampler!r}")
   _require(s.timestep_spacing in TIMESTEP_SPACINGS, "sample.timestep_spacing",
            f"must be one of {TIMESTEP_SPACINGS}, got {s.timestep_spacing!r}")
+  _require(not s.karras_sigmas or s.sampler in DPM_SAMPLERS, "sample.karras_sigmas",
+           f"applies to the samplers {DPM_SAMPLERS} only, not {s.sampler!r}")
+  _require(s.eta >= 0, "sample.eta", f"must be >= 0, got {s.eta}")
   _require(0 < s.num_steps <= f.num_timesteps, "sample.num_steps",
            f"{s.num_steps} must be in 1..diffusion.num_timesteps ({f.num_timesteps})")
   # trajectory_steps index a trajectory_num_steps-step sequence; the sampler rescales them to its own.
@@ -74,5 +77,12 @@ def validate(config, num_devices: int | None = None) -> None:
   _require(h.kind in HEAD_KINDS, "heads.kind", f"must be one of {HEAD_KINDS}, got {h.kind!r}")
   _require(all(k in HEAD_KINDS for k in h.kinds), "heads.kinds", f"entries must be in {HEAD_KINDS}")
   _require(0.0 < h.purity_threshold <= 1.0, "heads.purity_threshold", "must be in (0, 1]")
+  ht = h.train
+  _require(ht.num_steps > 0, "heads.train.num_steps", f"must be positive, got {ht.num_steps}")
+  _require(ht.warm_steps >= 0, "heads.train.warm_steps", f"must be >= 0, got {ht.warm_steps}")
+  _require(ht.last_layer_steps >= 0, "heads.train.last_layer_steps", f"must be >= 0, got {ht.last_layer_steps}")
+  _require(ht.warm_steps + ht.last_layer_steps <= ht.num_steps, "heads.train.num_steps",
+           f"{ht.num_steps} is less than heads.train.warm_steps + heads.train.last_layer_steps "
+           f"({ht.warm_steps} + {ht.last_layer_steps}): the joint phase would have negative length")
   _require(h.train.feature_cache_mb >= 0, "heads.train.feature_cache_mb",
            f"must be >= 0 (0: never cache backbone features), got {h.train.feature_cache_mb}")

@@ -21,6 +21,7 @@ def _run(*args):
     ("--config.train.batch_size=abc", "--config.train.batch_size=abc"),
     ("--config.data.image_size=60", "config.data.image_size: 60 is not divisible"),
     ("--config.sample.num_steps=2000", "config.sample.num_steps"),
+    ("--config.heads.train.num_steps=10", "config.heads.train.num_steps: 10 is less than heads.train.warm_steps"),
 ])
 def test_bad_overrides_fail_at_start_with_the_key_named(override, expected):
   code, err = _run(override)
@@ -38,6 +39,10 @@ def test_missing_config_file_is_named():
 @pytest.mark.parametrize("key, value, device_count", [
     ("train.batch_size", 6, 4), ("heads.kind", "protonet", 1), ("sample.sampler", "euler", 1),
     ("diffusion.p_uncond", 1.5, 1), ("heads.purity_threshold", 0.0, 1), ("heads.train.feature_cache_mb", -1, 1),
+    ("sample.karras_sigmas", True, 1),  # the demo samples with DDIM, which has no Karras levels
+    ("sample.eta", -0.5, 1),
+    ("heads.train.num_steps", 10, 1),  # the demo's warm (50) + last-layer (50) phases do not fit
+    ("heads.train.warm_steps", -1, 1),
 ])
 def test_validate_names_the_offending_key(key, value, device_count):
   config = demo.get_config()

@@ -1,11 +1,14 @@
-"""Parameterisations (ε / v / x0), zero terminal SNR, timestep spacings, min-SNR weights and
-DPM-Solver++(2M) against diffusers' schedulers: the same model outputs in, the same x_{t-1} out.
+"""Parameterisations (ε / v / x0), zero terminal SNR, timestep spacings, min-SNR weights, DDIM with
+η > 0, (SDE-)DPM-Solver++(2M) and Karras sigmas against diffusers' schedulers: the same model outputs in, the same x_{t-1} out.
 
 Step by step: at every step both implementations get the same x_t (ours, recorded by the
 sampler's trajectory) and the same model output; diffusers' `step` must return our next state to
-ATOL times the state's scale max(1, max|x_{t-1}|) (both compute in float32, whose rounding grows with
+ATOL times the state's scale max(1, max|x_{t-1}|); stochastic steps get our noise z of the step as
+diffusers' `variance_noise` (both compute in float32, whose rounding grows with
 the values: unclipped ε-models drive x_t to ~300 here; diffusers keeps its multistep history itself).
 """
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -48,22 +51,46 @@ def _inputs(seed):
 
 
 def _run_ours(plan, prediction, clip, seed):
+  """Our states `[B, S+1, ...]` (x_T .. x_0), the conditioning and the noise z `[S, B, ...]` our
+  sampler drew at each step (zeros for a deterministic plan)."""
   cond, keys = _inputs(seed)
   sampler = sampling.Sampler(_model_jax, plan, prediction=prediction, clip_sample=clip,
                              trajectory_indices=range(plan.num_steps))
   out = sampler(jnp.float32(0.05), keys, jnp.asarray(cond))
   states = np.concatenate([np.asarray(out.trajectory_xt), np.asarray(out.samples)[:, None]], axis=1)
-  return cond, states
+  noise = np.stack([np.asarray(sampling.step_noise(keys, i, (SIZE, SIZE, 1))) for i in range(plan.num_steps)])
+  return cond, states, noise
 
 
-def _compare_steps(sched, plan, states, cond, clip_final):
-  """Feeds diffusers each of our states x_t with the model's output; checks its x_{t-1}."""
-  np.testing.assert_array_equal(plan.timesteps, sched.timesteps.numpy())
+def _with_diffusers_alphas_cumprod(schedule, sched):
+  """`schedule` with diffusers' own ᾱ (float32, widened). For Karras levels only: float32 keeps
+  1 − ᾱ_0 to ~8e-5 relative, and ρ = 7 carries that error into every low level (ours are float64),
+  so the algorithm is compared on the same ᾱ."""
+  return dataclasses.replace(schedule, alphas_cumprod=sched.alphas_cumprod.numpy().astype(np.float64))
+
+
+def _expected_timesteps(sched, zero_snr, karras):
+  """diffusers' timesteps; with Karras levels at zero terminal SNR the first is T - 1 in ours (its
+  level is s(T-1); diffusers' interpolation of that level lands on 995, see sampling's docstring)."""
+  expected = sched.timesteps.numpy().copy()
+  if zero_snr and karras:
+    assert 990 <= expected[0] < T - 1
+    expected[0] = T - 1
+  return expected
+
+
+def _compare_steps(sched, plan, states, cond, clip_final, noise=None, timesteps=None, **step_kwargs):
+  """Feeds diffusers each of our states x_t with the model's output at our timestep (and, for a
+  stochastic plan, our step's noise z as `variance_noise`); checks its x_{t-1}. `timesteps`: the
+  expected timesteps when they are not diffusers' own."""
+  np.testing.assert_array_equal(plan.timesteps, sched.timesteps.numpy() if timesteps is None else timesteps)
   nchw = lambda a: torch.tensor(np.moveaxis(a, -1, 1))  # pylint: disable=unnecessary-lambda-assignment
   for i, t in enumerate(sched.timesteps):
     x = states[:, i]
-    out = _model_np(x, int(t), cond).astype(np.float32)
-    got = np.moveaxis(sched.step(nchw(out), t, nchw(x)).prev_sample.numpy(), 1, -1)
+    out = _model_np(x, int(plan.timesteps[i]), cond).astype(np.float32)
+    if noise is not None:
+      step_kwargs["variance_noise"] = nchw(noise[i])
+    got = np.moveaxis(sched.step(nchw(out), t, nchw(x), **step_kwargs).prev_sample.numpy(), 1, -1)
     if i == len(sched.timesteps) - 1 and clip_final:
       got = np.clip(got, -1, 1)
     err = np.abs(got - states[:, i + 1]).max()
@@ -99,43 +126,71 @@ DDIM_CASES = [  # prediction, zero terminal SNR, spacing, steps, eta, clip
     ("v", True, "trailing", 25, 0.0, True),
     ("v", True, "trailing", 10, 0.0, False),
     ("eps", False, "linspace", 20, 0.0, False),
+    ("v", True, "trailing", 20, 1.0, True),  # the demo's sampler: DDIM with the posterior's noise
+    ("eps", False, "leading", 10, 0.5, False),
 ]
 
 
 @pytest.mark.parametrize("prediction,zero_snr,spacing,steps,eta,clip", DDIM_CASES)
 def test_ddim_steps_match_diffusers(prediction, zero_snr, spacing, steps, eta, clip):
   plan = sampling.ddim_plan(_schedule(zero_snr), steps, eta, set_alpha_to_one=True, spacing=spacing)
-  cond, states = _run_ours(plan, prediction, clip, seed=steps)
+  assert plan.stochastic == (eta > 0)
+  cond, states, noise = _run_ours(plan, prediction, clip, seed=steps)
   sched = diffusers.DDIMScheduler(num_train_timesteps=T, beta_start=BETA_START, beta_end=BETA_END,
                                   beta_schedule="linear", clip_sample=clip, set_alpha_to_one=True,
                                   timestep_spacing=spacing, steps_offset=0, prediction_type=PREDICTION_TYPES[prediction],
                                   rescale_betas_zero_snr=zero_snr)
   sched.set_timesteps(steps)
-  _compare_steps(sched, plan, states, cond, clip_final=clip)
+  _compare_steps(sched, plan, states, cond, clip_final=clip, noise=noise if eta > 0 else None, eta=eta)
 
 
-DPM_CASES = [  # prediction, zero terminal SNR, spacing, steps
-    ("eps", False, "linspace", 20),
-    ("eps", False, "leading", 10),
-    ("v", False, "trailing", 20),
-    ("v", True, "trailing", 20),
-    ("v", True, "trailing", 10),
-    ("x0", False, "linspace", 12),
+DPM_CASES = [  # sampler, prediction, zero terminal SNR, spacing ("karras": Karras sigmas), steps
+    ("dpmpp2m", "eps", False, "linspace", 20),
+    ("dpmpp2m", "eps", False, "leading", 10),
+    ("dpmpp2m", "v", False, "trailing", 20),
+    ("dpmpp2m", "v", True, "trailing", 20),
+    ("dpmpp2m", "v", True, "trailing", 10),
+    ("dpmpp2m", "x0", False, "linspace", 12),
+    ("dpmpp2m", "v", True, "karras", 20),
+    ("dpmpp2m", "eps", False, "karras", 15),
+    ("dpmpp2m_sde", "v", True, "trailing", 20),
+    ("dpmpp2m_sde", "v", True, "karras", 20),  # the fast sampler of docs/ablation/quality_vs_steps.md
+    ("dpmpp2m_sde", "eps", False, "leading", 10),
+    ("dpmpp2m_sde", "x0", False, "karras", 12),
 ]
 
 
-@pytest.mark.parametrize("prediction,zero_snr,spacing,steps", DPM_CASES)
-def test_dpmpp2m_steps_match_diffusers(prediction, zero_snr, spacing, steps):
-  plan = sampling.dpmpp2m_plan(_schedule(zero_snr), steps, spacing)
-  assert plan.multistep and not plan.stochastic
-  cond, states = _run_ours(plan, prediction, clip=False, seed=100 + steps)
+@pytest.mark.parametrize("sampler,prediction,zero_snr,spacing,steps", DPM_CASES)
+def test_dpmpp2m_steps_match_diffusers(sampler, prediction, zero_snr, spacing, steps):
+  sde, karras = sampler == "dpmpp2m_sde", spacing == "karras"
   sched = diffusers.DPMSolverMultistepScheduler(
       num_train_timesteps=T, beta_start=BETA_START, beta_end=BETA_END, beta_schedule="linear",
-      algorithm_type="dpmsolver++", solver_order=2, solver_type="midpoint", lower_order_final=True,
-      final_sigmas_type="zero", timestep_spacing=spacing, steps_offset=0,
-      prediction_type=PREDICTION_TYPES[prediction], rescale_betas_zero_snr=zero_snr)
+      algorithm_type="sde-dpmsolver++" if sde else "dpmsolver++", solver_order=2, solver_type="midpoint",
+      lower_order_final=True, final_sigmas_type="zero", timestep_spacing="trailing" if karras else spacing,
+      use_karras_sigmas=karras, steps_offset=0, prediction_type=PREDICTION_TYPES[prediction],
+      rescale_betas_zero_snr=zero_snr)
   sched.set_timesteps(steps)
-  _compare_steps(sched, plan, states, cond, clip_final=False)
+  schedule = _with_diffusers_alphas_cumprod(_schedule(zero_snr), sched) if karras else _schedule(zero_snr)
+  plan = sampling.dpmpp2m_plan(schedule, steps, "trailing" if karras else spacing, sde=sde, karras_sigmas=karras)
+  assert plan.kind == sampler and plan.multistep and plan.stochastic == sde
+  cond, states, noise = _run_ours(plan, prediction, clip=False, seed=100 + steps)
+  _compare_steps(sched, plan, states, cond, clip_final=False, noise=noise if sde else None,
+                 timesteps=_expected_timesteps(sched, zero_snr, karras))
+
+
+@pytest.mark.parametrize("zero_snr,steps", [(True, 20), (False, 50), (True, 7)])
+def test_karras_levels_match_diffusers(zero_snr, steps):
+  sched = diffusers.DPMSolverMultistepScheduler(num_train_timesteps=T, beta_start=BETA_START, beta_end=BETA_END,
+                                                use_karras_sigmas=True, rescale_betas_zero_snr=zero_snr)
+  sched.set_timesteps(steps)
+  levels = sched.sigmas.numpy()[:-1].astype(np.float64)  # float32 in diffusers
+  plan = sampling.dpmpp2m_plan(_with_diffusers_alphas_cumprod(_schedule(zero_snr), sched), steps, karras_sigmas=True)
+  np.testing.assert_array_equal(plan.timesteps, _expected_timesteps(sched, zero_snr, karras=True))
+  np.testing.assert_allclose(plan.sigma / plan.alpha, levels, rtol=1e-6)
+  ours = sampling.dpmpp2m_plan(_schedule(zero_snr), steps, karras_sigmas=True)  # float64 ᾱ: within float32's error
+  np.testing.assert_array_equal(ours.timesteps, plan.timesteps)
+  np.testing.assert_allclose(ours.sigma / ours.alpha, levels, rtol=2e-4)
+  assert np.all(np.diff(plan.timesteps) <= 0) and plan.timesteps[0] == T - 1
 
 
 def test_dpmpp2m_last_step_returns_x0_prediction():

@@ -1,4 +1,4 @@
-"""DDPM ancestral, DDIM and DPM-Solver++(2M) sampling as one jit-compiled `lax.scan` over the steps.
+"""DDPM ancestral, DDIM and (SDE-)DPM-Solver++(2M) sampling as one jit-compiled `lax.scan` over the steps.
 
 Model contract: `model_fn(params, x_t [B,H,W,C] float32, t [B] int32, cond [B,H,W,C_cond] float32)
 -> output [B,H,W,C]`, the network's raw output: ε, v or x0 by the sampler's `prediction`
@@ -20,7 +20,17 @@ DPM-Solver++(2M) (Lu et al. 2022; diffusers DPMSolverMultistepScheduler with
   λ = log(α/σ); from step i to i+1, h = λ_{i+1} − λ_i, k = α_{i+1}(e^{−h} − 1), c_xt = σ_{i+1}/σ_i;
   first order at the first and the last step (c_x0 = −k), otherwise with r = (λ_i − λ_{i−1})/h:
   c_x0 = −k(1 + 1/(2r)), c_x0prev = k/(2r). The last step goes to σ = 0, so it returns x̂0.
-  With zero terminal SNR, ᾱ of the first timestep is raised to 2^-24 (as diffusers) so λ is finite.
+  With zero terminal SNR, ᾱ_{T−1} is raised to 2^-24 (as diffusers) so λ is finite.
+SDE-DPM-Solver++(2M) (algorithm_type="sde-dpmsolver++", midpoint): with A = α_{i+1}(1 − e^{−2h}),
+  c_xt = σ_{i+1}/σ_i·e^{−h}, c_x0 = A(1 + 1/(2r)), c_x0prev = −A/(2r) (A at first order) and fresh
+  noise σ·z with σ = σ_{i+1}·sqrt(1 − e^{−2h}) at every step.
+Karras sigmas (`karras_sigmas`, diffusers' use_karras_sigmas, for both DPM samplers): the noise
+  levels s = sqrt((1−ᾱ)/ᾱ) run from s(T−1) to s(0) evenly in s^(1/ρ), ρ = 7 (Karras et al. 2022),
+  which puts more steps at low noise; each level's timestep is its log-s interpolation in the
+  training schedule, rounded, and the step uses α = 1/sqrt(s²+1), σ = s·α of the level itself.
+  The first level is s(T−1) itself, so its timestep is T−1. (diffusers interpolates it too: with
+  zero terminal SNR, s(t) is not monotone past t ≈ T−5 once ᾱ_{T−1} is raised to 2^-24, and its
+  float32 rounding lands the first level on t = 995 of 1000; the levels are the same.)
 Timestep spacing (diffusers' `timestep_spacing`, S steps of T): "leading" (S−1..0)·(T//S) for DDIM,
   (S..1)·(T//(S+1)) for DPM-Solver++; "trailing" round(T, T − T/S, ..., T/S) − 1, which starts at
   t = T − 1 (needed with zero terminal SNR: pure noise is only the truth there); "linspace"
@@ -49,19 +59,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from mrixai_jax.diffusion import parameterization
-from mrixai_jax.diffusion.names import SAMPLERS, TIMESTEP_SPACINGS
+from mrixai_jax.diffusion.names import DPM_SAMPLERS, SAMPLERS, TIMESTEP_SPACINGS
 from mrixai_jax.diffusion.schedule import Schedule
 from mrixai_jax.training import sharding
 
 ModelFn = Callable  # (params, x_t [B,H,W,C], t [B] int32, cond [B,H,W,C_cond]) -> output [B,H,W,C]
 DPM_MIN_ALPHA_CUMPROD = 2.0**-24  # diffusers: ᾱ of the terminal step at zero SNR, so λ stays finite
+KARRAS_RHO = 7.0  # Karras et al. 2022 (and diffusers): the exponent of the noise-level spacing
 
 
 @dataclasses.dataclass(frozen=True)
 class StepPlan:
   """A sampler's step sequence and its per-step constants (numpy `[S]`, float64)."""
 
-  kind: str  # "ddpm" | "ddim" | "dpmpp2m"
+  kind: str  # one of SAMPLERS
   timesteps: np.ndarray  # int32 [S], descending
   alpha: np.ndarray  # sqrt(ᾱ_t): turns the model output into x̂0 and ε̂
   sigma: np.ndarray  # sqrt(1 - ᾱ_t)
@@ -137,35 +148,73 @@ def ddim_plan(schedule: Schedule, num_steps: int, eta: float = 0.0, set_alpha_to
                noise_std=sigma)
 
 
-def dpmpp2m_plan(schedule: Schedule, num_steps: int, spacing: str = "leading") -> StepPlan:
-  """DPM-Solver++(2M), deterministic, ending at σ = 0 (see the module docstring)."""
+def _dpm_alphas_cumprod(schedule: Schedule) -> np.ndarray:
+  """ᾱ `[T]` as diffusers' DPM scheduler sees it: ᾱ_{T−1} raised to 2^-24 (finite λ at zero SNR)."""
+  abar = np.array(schedule.alphas_cumprod, np.float64)
+  abar[-1] = max(abar[-1], DPM_MIN_ALPHA_CUMPROD)
+  return abar
+
+
+def karras_levels(alphas_cumprod: np.ndarray, num_steps: int) -> tuple:
+  """Karras et al.'s noise levels for `num_steps` steps (see the module docstring).
+
+  Returns `(timesteps [S] int64, ᾱ [S] float64)`: the rounded timestep given to the model and the
+  ᾱ = 1/(s²+1) of each level.
+  """
+  log_levels = 0.5 * np.log((1.0 - alphas_cumprod) / alphas_cumprod)  # log s(t), t = 0..T-1
+  hi, lo = np.exp(log_levels[-1] / KARRAS_RHO), np.exp(log_levels[0] / KARRAS_RHO)
+  levels = (hi + np.linspace(0.0, 1.0, num_steps) * (lo - hi)) ** KARRAS_RHO
+  log_s = np.log(levels)
+  # The last t with log s(t) <= log s (at most T-2), then linear interpolation in log s (diffusers).
+  low = np.minimum(np.cumsum(log_s[None, :] >= log_levels[:, None], axis=0).argmax(axis=0), len(log_levels) - 2)
+  w = np.clip((log_levels[low] - log_s) / (log_levels[low] - log_levels[low + 1]), 0.0, 1.0)
+  timesteps = np.round(low + w).astype(np.int64)
+  timesteps[0] = len(log_levels) - 1  # the first level is s(T-1) (see the module docstring)
+  return timesteps, 1.0 / (levels**2 + 1.0)
+
+
+def dpmpp2m_plan(schedule: Schedule, num_steps: int, spacing: str = "leading", *, sde: bool = False,
+                 karras_sigmas: bool = False) -> StepPlan:
+  """DPM-Solver++(2M), deterministic or (`sde`) SDE-DPM-Solver++(2M), ending at σ = 0; timesteps
+  by `spacing`, or Karras noise levels (`karras_sigmas`, which ignores `spacing`). See the module
+  docstring."""
   total = schedule.num_timesteps
   _check_steps("DPM-Solver++", num_steps, total)
-  t = spaced_timesteps(spacing, num_steps, total, "dpmpp2m")
-  abar = np.maximum(schedule.alphas_cumprod, DPM_MIN_ALPHA_CUMPROD)[t]
+  abar_all = _dpm_alphas_cumprod(schedule)
+  if karras_sigmas:
+    t, abar = karras_levels(abar_all, num_steps)
+  else:
+    t = spaced_timesteps(spacing, num_steps, total, "dpmpp2m")
+    abar = abar_all[t]
   alpha = np.append(np.sqrt(abar), 1.0)  # step S: σ = 0
   sigma = np.append(np.sqrt(1.0 - abar), 0.0)
   with np.errstate(divide="ignore"):
     lam = np.log(alpha) - np.log(sigma)  # +inf at the end
   h = lam[1:] - lam[:-1]
-  k = alpha[1:] * np.expm1(-h)  # -alpha at the end (e^{-inf} = 0)
   half_over_r = np.zeros(num_steps)  # 0: first order, at the first step and into σ = 0 at the last
   half_over_r[1:-1] = 0.5 * h[1:-1] / (lam[1:-2] - lam[:-3])  # 1 / (2r), r = previous step's h / h
-  return _plan("dpmpp2m", t, abar, x0_coef=-k * (1.0 + half_over_r), xt_coef=sigma[1:] / sigma[:-1],
+  kind = "dpmpp2m_sde" if sde else "dpmpp2m"
+  if sde:
+    a = -alpha[1:] * np.expm1(-2.0 * h)  # α_{i+1}(1 - e^{-2h}); α at the end
+    return _plan(kind, t, abar, x0_coef=a * (1.0 + half_over_r), xt_coef=sigma[1:] / sigma[:-1] * np.exp(-h),
+                 prev_x0_coef=-a * half_over_r, noise_std=sigma[1:] * np.sqrt(-np.expm1(-2.0 * h)))
+  k = alpha[1:] * np.expm1(-h)  # -alpha at the end (e^{-inf} = 0)
+  return _plan(kind, t, abar, x0_coef=-k * (1.0 + half_over_r), xt_coef=sigma[1:] / sigma[:-1],
                prev_x0_coef=k * half_over_r)
 
 
 def plan_from_config(schedule: Schedule, sample_config) -> StepPlan:
   """`sample.sampler`: ddpm (all T steps), ddim (`num_steps`, `eta`, `set_alpha_to_one`,
-  `timestep_spacing`) or dpmpp2m (`num_steps`, `timestep_spacing`)."""
+  `timestep_spacing`), dpmpp2m or dpmpp2m_sde (`num_steps`, `timestep_spacing` or `karras_sigmas`)."""
   s = sample_config
   spacing = s.get("timestep_spacing", "leading")
   if s.sampler == "ddpm":
     return ddpm_plan(schedule)
   if s.sampler == "ddim":
     return ddim_plan(schedule, s.num_steps, s.eta, s.set_alpha_to_one, spacing)
-  if s.sampler == "dpmpp2m":
-    return dpmpp2m_plan(schedule, s.num_steps, spacing)
+  if s.sampler in DPM_SAMPLERS:
+    return dpmpp2m_plan(schedule, s.num_steps, spacing, sde=s.sampler == "dpmpp2m_sde",
+                        karras_sigmas=bool(s.get("karras_sigmas", False)))
   raise ValueError(f"sample.sampler must be one of {SAMPLERS}, got {s.sampler!r}")
 
 

@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from mrixai_jax import config_validation
 from mrixai_jax import errors
+from mrixai_jax import logs
 from mrixai_jax import workdir as workdir_lib
 
 EXIT_USAGE = 2
@@ -110,6 +111,7 @@ def run(main, validate=None, prepare=None, host_devices: bool = False):
         xla_flags.configure(config.data.image_size, config_validation.batch_sizes(config) if host_devices else ())
       if validate is not None:
         validate(config)
+      logs.configure(flags.FLAGS.verbosity)
       if "overwrite" in flags.FLAGS:  # defined with --config/--workdir by define_config_and_workdir_flags
         removed = workdir_lib.check_and_record(config, flags.FLAGS.workdir, pathlib.Path(sys.argv[0]).stem,
                                                flags.FLAGS.overwrite)

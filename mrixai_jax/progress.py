@@ -4,7 +4,26 @@ import time
 
 from absl import logging
 
-LOG_EVERY_S = 10.0  # seconds between progress lines of a batched pass
+LOG_EVERY_S = 30.0  # seconds between progress lines (training steps, batched passes)
+
+
+class Throttle:
+  """`due(final=False)`: True when LOG_EVERY_S passed since the last True (or since creation), and
+  on `final`; the caller logs its progress line at INFO then (at DEBUG otherwise)."""
+
+  def __init__(self):
+    self._last = time.perf_counter()
+
+  def due(self, final: bool = False) -> bool:
+    now = time.perf_counter()
+    if final or now - self._last >= LOG_EVERY_S:
+      self._last = now
+      return True
+    return False
+
+  def level(self, final: bool = False) -> int:
+    """absl's INFO when `due(final)`, else DEBUG (shown with --verbosity=1)."""
+    return logging.INFO if self.due(final) else logging.DEBUG
 
 
 def format_duration(seconds: float) -> str:
@@ -20,13 +39,12 @@ def batch_slices(num: int, batch_size: int, label: str, final_line: bool = True)
   shorter). Once the caller is done with a batch, logs `label: done/num images, rate img/s, ETA`
   if `LOG_EVERY_S` seconds passed since the last line, and after the last batch if `final_line`
   (False: passes shorter than `LOG_EVERY_S` stay silent)."""
-  start = last = time.perf_counter()
+  start = time.perf_counter()
+  throttle = Throttle()
   for first in range(0, num, batch_size):
     rows = slice(first, min(num, first + batch_size))
     yield rows
-    now = time.perf_counter()
-    if now - last >= LOG_EVERY_S or (final_line and rows.stop == num):
-      rate = rows.stop / max(now - start, 1e-9)
+    if throttle.due(final_line and rows.stop == num):
+      rate = rows.stop / max(time.perf_counter() - start, 1e-9)
       logging.info("%s: %d/%d images, %.1f img/s, ETA %s", label, rows.stop, num, rate,
                    format_duration((num - rows.stop) / max(rate, 1e-9)))
-      last = now

@@ -38,7 +38,8 @@ def _command(workdir, tfds_dir) -> list:
       "train.log_every": 1, "train.sample_every": 0, "train.batch_size": 4, "train.warmup_steps": 2,
       "train.keep_checkpoints": 2,
   }
-  return [sys.executable, "train.py", "--config=configs/demo.py", f"--workdir={workdir}"] + [
+  # --verbosity=1: every step's progress line (the default shows one per progress.LOG_EVERY_S).
+  return [sys.executable, "train.py", "--config=configs/demo.py", f"--workdir={workdir}", "--verbosity=1"] + [
       f"--config.{k}={v}" for k, v in overrides.items()]
 
 

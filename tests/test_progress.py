@@ -27,9 +27,18 @@ def test_a_fast_pass_logs_only_its_final_line(caplog, final_line, expected):
 
 
 def test_a_slow_pass_logs_every_log_every_s_with_rate_and_eta(caplog, monkeypatch):
-  clock = iter(float(t) for t in range(0, 100, 6))  # every call advances 6 s
-  monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+  assert progress.LOG_EVERY_S == 30.0
+  now = [0.0]
+  monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
   with caplog.at_level(logging.INFO):
-    list(progress.batch_slices(8, 2, "pass", final_line=False))
-  # start at t=0; after the batches at t=6, 12, 18, 24: lines when >= 10 s passed since the last one
-  assert _lines(caplog) == ["pass: 4/8 images, 0.3 img/s, ETA 0m12s", "pass: 8/8 images, 0.3 img/s, ETA 0m00s"]
+    for _ in progress.batch_slices(8, 2, "pass", final_line=False):
+      now[0] += 20.0  # every batch takes 20 s: lines after 40 s and 80 s
+  assert _lines(caplog) == ["pass: 4/8 images, 0.1 img/s, ETA 0m40s", "pass: 8/8 images, 0.1 img/s, ETA 0m00s"]
+
+
+def test_throttle_is_due_every_log_every_s_and_on_final(monkeypatch):
+  clock = iter([0.0, 10.0, 31.0, 40.0, 62.0, 63.0])
+  monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+  throttle = progress.Throttle()  # t = 0
+  assert [throttle.due(), throttle.due(), throttle.due(), throttle.due(), throttle.due(final=True)] == [
+      False, True, False, True, True]

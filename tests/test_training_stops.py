@@ -30,7 +30,8 @@ def _command(workdir, tfds_dir) -> list:
       "heads.train.push_batch_size": 16, "heads.train.num_steps": NUM_STEPS, "heads.train.warm_steps": 5,
       "heads.train.last_layer_steps": 5, "heads.train.checkpoint_every": EVERY, "heads.train.log_every": 1,
   }
-  return [sys.executable, "train.py", "--config=configs/demo.py", f"--workdir={workdir}"] + [
+  # --verbosity=1: every step's progress line (the default shows one per progress.LOG_EVERY_S).
+  return [sys.executable, "train.py", "--config=configs/demo.py", f"--workdir={workdir}", "--verbosity=1"] + [
       f"--config.{k}={v}" for k, v in overrides.items()]
 
 

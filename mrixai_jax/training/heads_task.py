@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from mrixai_jax import progress
 from mrixai_jax.explain import push
 from mrixai_jax.models import proto_heads as ph
 from mrixai_jax.models import prototypes as pm
@@ -175,15 +176,17 @@ class _Metrics:
   def __init__(self, path: str, name: str, first_step: int, num_steps: int):
     self._path, self._name, self._num = path, name, num_steps
     self._window = metric_window.MetricWindow(first_step, num_steps)
+    self._throttle = progress.Throttle()
 
   def add(self, metrics: dict):
     self._window.add(metrics)
 
   def report(self, step: int, phase: str):
     means, rate, eta = self._window.close(step)
-    logging.info("%s: step %d/%d [%s] loss %.4f  CE %.4f  cell acc %.3f  %.2f steps/s  ETA %s", self._name,
-                 step, self._num, phase, means.get("loss", math.nan), means.get("cross_entropy", math.nan),
-                 means.get("cell_accuracy", math.nan), rate, eta)
+    logging.log(self._throttle.level(step == self._num),
+                "%s: step %d/%d [%s] loss %.4f  CE %.4f  cell acc %.3f  %.2f steps/s  ETA %s", self._name,
+                step, self._num, phase, means.get("loss", math.nan), means.get("cross_entropy", math.nan),
+                means.get("cell_accuracy", math.nan), rate, eta)
     if jax.process_index() == 0:
       with open(self._path, "a", encoding="utf-8") as f:
         f.write(json.dumps(dict(means, step=step, phase=phase, steps_per_sec=rate)) + "\n")

@@ -36,6 +36,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from mrixai_jax import progress
 from mrixai_jax.data.pipeline import BatchIterator
 from mrixai_jax.training import checkpoint as checkpoint_lib
 from mrixai_jax.training import interrupts
@@ -155,6 +156,7 @@ def run(task: Task, workdir: str, mesh=None) -> state_lib.TrainState:
   train_step = make_train_step(task, optimizer, lr_schedule, mesh)
   step = int(state.step)
   window = metric_window.MetricWindow(step, num_steps)
+  throttle = progress.Throttle()
   last_saved = latest
   with interrupts.StopSignals() as stop:
     try:
@@ -167,7 +169,7 @@ def run(task: Task, workdir: str, mesh=None) -> state_lib.TrainState:
         if step % int(t.log_every) == 0 or step == num_steps:
           scalars, line = _progress_line(window, step, num_steps)
           writer.write_scalars(step, scalars)
-          logging.info("%s: %s", task.name, line)
+          logging.log(throttle.level(step == num_steps), "%s: %s", task.name, line)
         if step % int(t.checkpoint_every) == 0 or step == num_steps:
           checkpoints.save(step, state, batches.get_state())
           last_saved = step

@@ -37,14 +37,18 @@ def format_duration(seconds: float) -> str:
 def batch_slices(num: int, batch_size: int, label: str, final_line: bool = True):
   """Yields the row `slice`s of a pass over `num` images in batches of `batch_size` (the last one
   shorter). Once the caller is done with a batch, logs `label: done/num images, rate img/s, ETA`
-  if `LOG_EVERY_S` seconds passed since the last line, and after the last batch if `final_line`
-  (False: passes shorter than `LOG_EVERY_S` stay silent)."""
+  at INFO if `LOG_EVERY_S` seconds passed since the last line, and after the last batch if
+  `final_line`: at INFO when the pass logged a line before, at DEBUG when it was shorter than
+  `LOG_EVERY_S` (shown with --verbosity=1)."""
   start = time.perf_counter()
   throttle = Throttle()
+  logged = False
   for first in range(0, num, batch_size):
     rows = slice(first, min(num, first + batch_size))
     yield rows
-    if throttle.due(final_line and rows.stop == num):
+    periodic = throttle.due()
+    if periodic or (final_line and rows.stop == num):
       rate = rows.stop / max(time.perf_counter() - start, 1e-9)
-      logging.info("%s: %d/%d images, %.1f img/s, ETA %s", label, rows.stop, num, rate,
-                   format_duration((num - rows.stop) / max(rate, 1e-9)))
+      logging.log(logging.INFO if periodic or logged else logging.DEBUG, "%s: %d/%d images, %.1f img/s, ETA %s",
+                  label, rows.stop, num, rate, format_duration((num - rows.stop) / max(rate, 1e-9)))
+      logged = logged or periodic

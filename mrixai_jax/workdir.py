@@ -6,6 +6,12 @@ another `sample.num_samples` is fine, but a second `sample.py` with yet another 
 that change no result (`IGNORED`: logging, checkpoint cadence, file locations, parallelism, memory
 for speed) are never compared. A mismatch is a `WorkdirConfigError` naming the differing keys.
 
+Raising `train.num_steps` alone (both positive, for `train.py` or the study) extends the run: the
+training checkpoints and logs stay, training resumes from the last checkpoint with the learning-rate
+schedule ending at the new step count, and what was computed from the shorter run (`EXTENSION_KEEPS`
+aside: samples, tables, explanations, the report, the diffusion stage marker) is removed; one log
+line says so.
+
 `--overwrite` accepts the new config: first every output computed from a changed section
 (`PRODUCTS`: checkpoints, samples, heads, study stage markers, ...; the markers first) is renamed
 into `WORKDIR/.overwritten/` and that folder deleted, then the new config is recorded. An interrupted
@@ -19,6 +25,8 @@ import glob
 import json
 import os
 import shutil
+
+from absl import logging
 
 from mrixai_jax import errors
 from mrixai_jax.report import atomic
@@ -55,6 +63,8 @@ PRODUCTS = (
     (("explain", "stages/explain_*.json"), _SAMPLES + _HEADS + ("metrics", "explain")),
     (("report",), None),
 )
+EXTENDABLE = "train.num_steps"  # raising it alone continues the run (module docstring)
+EXTENSION_KEEPS = ("checkpoints", "logs", "train_samples")  # outputs of the shorter run that stay
 TRASH = ".overwritten"
 STAGES_SUBDIR = "stages"  # the study's stage markers (study.py uses this)
 
@@ -101,6 +111,12 @@ def remove_outputs(workdir: str, relative_paths) -> None:
   shutil.rmtree(trash)
 
 
+def _is_extension(differing: list, old: dict, current: dict, entry_point: str) -> bool:
+  """Only `train.num_steps` differs, both values positive and the new one larger, for train/explain."""
+  return (differing == [EXTENDABLE] and entry_point in ("train", "explain")
+          and isinstance(old.get(EXTENDABLE), int) and 0 < old[EXTENDABLE] < current[EXTENDABLE])
+
+
 def check_and_record(config, workdir: str, entry_point: str, overwrite: bool = False):
   """Raises `WorkdirConfigError` if `config` differs from `WORKDIR/config.json` in a compared key; then records it.
 
@@ -125,6 +141,13 @@ def check_and_record(config, workdir: str, entry_point: str, overwrite: bool = F
   compared = set(sections) & set(stored["used_sections"])
   differing = sorted(k for k in set(old) | set(current)
                      if _section(k) in compared and k not in IGNORED and old.get(k) != current.get(k))
+  if _is_extension(differing, old, current, entry_point):
+    removed = [rel for rel in stale_outputs(workdir, {"train"}) if rel.split(os.sep)[0] not in EXTENSION_KEEPS]
+    remove_outputs(workdir, removed)
+    logging.info("%s %d -> %d: training continues from the last checkpoint in %s with the learning-rate schedule "
+                 "ending at step %d%s", EXTENDABLE, old[EXTENDABLE], current[EXTENDABLE], workdir, current[EXTENDABLE],
+                 f"; removed what the shorter run made: {', '.join(removed)}" if removed else "")
+    differing = []
   if differing and not overwrite:
     listed = ", ".join(f"{k} ({old.get(k)!r} -> {current.get(k)!r})" for k in differing[:_MAX_LISTED])
     more = f" and {len(differing) - _MAX_LISTED} more" if len(differing) > _MAX_LISTED else ""

@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from mrixai_jax.diffusion import parameterization
 from mrixai_jax.diffusion import schedule as schedule_lib
 
 
@@ -75,9 +76,13 @@ def test_jnp_helpers_match_paper():
   np.testing.assert_allclose(mean, c1 * x0 + c2 * x_t, atol=1e-6, rtol=0)
   np.testing.assert_allclose(var[:, 0, 0, 0], ref["posterior_variance"][t], atol=1e-6, rtol=0)
   # Inverting eq. 4 amplifies float32 rounding of x_t by 1/sqrt(alphabar) (up to ~160 at t = 999).
-  x0_hat = schedule_lib.predict_x0_from_eps(sched, jnp.asarray(x_t, jnp.float32), jnp.asarray(t),
-                                            jnp.asarray(noise, jnp.float32))
+  alpha, sigma = schedule_lib.alpha_sigma(sched, jnp.asarray(t), x0.ndim)
+  np.testing.assert_allclose(alpha[:, 0, 0, 0] ** 2, ref["alphas_cumprod"][t], atol=1e-6, rtol=0)
+  np.testing.assert_allclose(sigma[:, 0, 0, 0] ** 2, 1 - ref["alphas_cumprod"][t], atol=1e-6, rtol=0)
+  x0_hat, eps_hat = parameterization.to_x0_eps("eps", jnp.asarray(noise, jnp.float32), jnp.asarray(x_t, jnp.float32),
+                                               alpha, sigma)
   np.testing.assert_allclose(x0_hat, x0, atol=1e-6 / np.sqrt(abar.min()), rtol=0)
+  np.testing.assert_array_equal(eps_hat, jnp.asarray(noise, jnp.float32))
 
 
 def test_unknown_schedule_is_rejected():

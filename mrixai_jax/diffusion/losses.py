@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mrixai_jax.diffusion import parameterization
+from mrixai_jax.diffusion import schedule as schedule_lib
 from mrixai_jax.diffusion.schedule import Schedule
 
 # (x_t [B,H,W,C], t [B] int32, cond [B,H,W,C_cond], drop_cond [B] bool | None, dropout_key) -> output [B,H,W,C]
@@ -28,11 +29,8 @@ def denoising_mse(predict: Denoiser, schedule: Schedule, x0, cond, key, *, p_unc
   b = x0.shape[0]
   t = jax.random.randint(k_t, (b,), 0, schedule.num_timesteps, dtype=jnp.int32)
   noise = jax.random.normal(k_noise, x0.shape, jnp.float32)
-  expand = (b,) + (1,) * (x0.ndim - 1)
-  abar = schedule.alphas_cumprod
-  alpha = jnp.asarray(np.sqrt(abar), jnp.float32)[t].reshape(expand)
-  sigma = jnp.asarray(np.sqrt(1.0 - abar), jnp.float32)[t].reshape(expand)
-  x_t = alpha * x0 + sigma * noise
+  alpha, sigma = schedule_lib.alpha_sigma(schedule, t, x0.ndim)
+  x_t = alpha * x0 + sigma * noise  # schedule_lib.q_sample, with α_t and σ_t kept for the target
   drop = jax.random.bernoulli(k_drop, p_uncond, (b,)) if p_uncond > 0 else None
   output = predict(x_t, t, cond, drop, k_dropout)
   target = parameterization.training_target(prediction, x0, noise, alpha, sigma)

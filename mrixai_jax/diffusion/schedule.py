@@ -93,16 +93,17 @@ def _gather(values: np.ndarray, t, ndim: int):
   return out.reshape(out.shape + (1,) * (ndim - 1))
 
 
+def alpha_sigma(schedule: Schedule, t, ndim: int) -> tuple:
+  """`(α_t, σ_t) = (sqrt(abar_t), sqrt(1 - abar_t))` float32 for `t [B]`, each `[B, 1, ..., 1]` to
+  broadcast against a rank-`ndim` batch."""
+  abar = schedule.alphas_cumprod
+  return _gather(np.sqrt(abar), t, ndim), _gather(np.sqrt(1.0 - abar), t, ndim)
+
+
 def q_sample(schedule: Schedule, x0, t, noise):
   """Forward process (eq. 4): `sqrt(abar_t) x0 + sqrt(1 - abar_t) noise`; `x0, noise: [B, ...]`."""
-  abar = schedule.alphas_cumprod
-  return _gather(np.sqrt(abar), t, x0.ndim) * x0 + _gather(np.sqrt(1.0 - abar), t, x0.ndim) * noise
-
-
-def predict_x0_from_eps(schedule: Schedule, x_t, t, eps):
-  """Inverts eq. 4 for x0 given the predicted noise; `x_t, eps: [B, ...]`."""
-  abar = schedule.alphas_cumprod
-  return _gather(np.sqrt(1.0 / abar), t, x_t.ndim) * x_t - _gather(np.sqrt(1.0 / abar - 1.0), t, x_t.ndim) * eps
+  alpha, sigma = alpha_sigma(schedule, t, x0.ndim)
+  return alpha * x0 + sigma * noise
 
 
 def posterior_mean_variance(schedule: Schedule, x0, x_t, t):

@@ -70,10 +70,9 @@ def build(config, workdir: str, data=None) -> loop.Task:
   model = build_model(config)
   schedule = schedule_lib.from_config(config.diffusion)
   f = config.diffusion
-  weights = parameterization.loss_weights(f.prediction, f.loss_weighting, schedule.alphas_cumprod,
-                                          float(f.min_snr_gamma))
-  loss_options = {"p_uncond": float(f.p_uncond), "prediction": f.prediction,
-                  "weights": None if f.loss_weighting == "uniform" else weights}
+  weights = None if f.loss_weighting == "uniform" else parameterization.loss_weights(
+      f.prediction, f.loss_weighting, schedule.alphas_cumprod, float(f.min_snr_gamma))
+  loss_options = {"p_uncond": float(f.p_uncond), "prediction": f.prediction, "weights": weights}
   size = data["image"].shape[1:3]
 
   def init_params(key):

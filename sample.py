@@ -1,7 +1,7 @@
 """Sample images (with denoising trajectories) from the latest EMA checkpoint in --workdir.
 
 Usage:
-  python sample.py --config=configs/demo.py --workdir=DIR [--num_samples=N] [--sampler=ddim|ddpm|dpmpp2m|dpmpp2m_sde]
+  python sample.py [--config=configs/demo.py] --workdir=DIR [--num_samples=N] [--sampler=ddim|ddpm|dpmpp2m|dpmpp2m_sde]
       [--steps=S] [--seed=K] [--masks=FOLDER] [--eta=E] [--guidance_scale=W] [--batch_size=B] [--dicom]
       [--config.sample.KEY=value ...]
 

@@ -7,7 +7,8 @@ Reads `DIR/samples/samples.npz` (`samples [N,H,W,1]`, `labels [N,H,W]`, optional
 `DIR/eval/metrics.md` (atomically). PSNR/SSIM/LPIPS compare each sample with its real counterpart
 (mean ± sample SD over images); FID and FD-VGG compare the two sets; Dice compares the classical
 breast segmentation of each sample with its conditioning mask (labels > 0).
-Without --config the repository's configs/default.py supplies the `metrics` section.
+Without --config the config recorded in DIR (else the repository's configs/default.py) supplies the
+`metrics` section.
 """
 
 import logging

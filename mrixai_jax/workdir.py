@@ -18,7 +18,13 @@ into `WORKDIR/.overwritten/` and that folder deleted, then the new config is rec
 clear therefore leaves the old config recorded (the next start asks for `--overwrite` again and
 finishes the clear); nothing made with the old config is reused under the new one.
 
-File schema: `{"config": {dotted key: value}, "used_sections": [section, ...]}`, written atomically.
+Later starts build on the record: without `--overwrite`, every recorded key that the command line does
+not set takes its recorded value (`apply_recorded`; `PER_INVOCATION` keys aside), and `--config` may be
+left out (the recorded `config_file` is used). So `sample.py --workdir=W` after a `train.py` run with
+overrides samples that run without repeating them.
+
+File schema: `{"config": {dotted key: value}, "used_sections": [section, ...], "config_file": path}`,
+written atomically (`config_file`: the absolute path of the last `--config`; absent in older records).
 """
 
 import glob
@@ -29,9 +35,13 @@ import shutil
 from absl import logging
 
 from mrixai_jax import errors
+from mrixai_jax import overrides
 from mrixai_jax.report import atomic
 
 CONFIG_FILE = "config.json"
+CONFIG_FILE_KEY = "config_file"
+# Chosen per command (what to train, which head, how to launch), never taken from the record.
+PER_INVOCATION = frozenset({"task", "heads.kind", "distributed.initialize"})
 
 # Sections whose values change what each entry point writes; None: every section (the study runs all).
 SECTIONS = {
@@ -73,17 +83,6 @@ class WorkdirConfigError(errors.UserError):
   """The workdir holds outputs of a run with a different config."""
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-  flat = {}
-  for key, value in tree.items():
-    name = f"{prefix}{key}"
-    if isinstance(value, dict):
-      flat.update(_flatten(value, name + "."))
-    else:
-      flat[name] = value
-  return flat
-
-
 def _section(key: str) -> str:
   return key.split(".", 1)[0]
 
@@ -117,26 +116,50 @@ def _is_extension(differing: list, old: dict, current: dict, entry_point: str) -
           and isinstance(old.get(EXTENDABLE), int) and 0 < old[EXTENDABLE] < current[EXTENDABLE])
 
 
-def check_and_record(config, workdir: str, entry_point: str, overwrite: bool = False):
+def read_record(workdir: str) -> dict:
+  """The parsed `WORKDIR/config.json` (`{"config": {}, "used_sections": []}` when there is none)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return {"config": {}, "used_sections": []}
+  try:
+    with open(path) as f:
+      stored = json.load(f)
+  except ValueError as e:
+    raise WorkdirConfigError(f"{path} is not valid JSON ({e}); delete it or use a new --workdir") from e
+  if not isinstance(stored, dict) or not {"config", "used_sections"} <= stored.keys():
+    raise WorkdirConfigError(f"{path} lacks 'config'/'used_sections'; delete it or use a new --workdir")
+  return stored
+
+
+def recorded_config_file(workdir: str):
+  """The `--config` file the workdir's last start used, or None (no record, or an older one)."""
+  return read_record(workdir).get(CONFIG_FILE_KEY)
+
+
+def apply_recorded(config, workdir: str, given_keys) -> list:
+  """Sets every recorded key of `WORKDIR/config.json` that is not in `given_keys` (set on the command
+  line) nor `PER_INVOCATION` to its recorded value, in place. Returns the keys whose value changed
+  (the config file said otherwise), sorted."""
+  current = overrides.flatten(json.loads(config.to_json_best_effort()))
+  recorded = {k: v for k, v in read_record(workdir)["config"].items()
+              if k in current and k not in PER_INVOCATION and k not in set(given_keys)}
+  changed = sorted(k for k, v in recorded.items() if current[k] != v)
+  overrides.set_values(config, {k: recorded[k] for k in changed})
+  return changed
+
+
+def check_and_record(config, workdir: str, entry_point: str, overwrite: bool = False, config_file=None):
   """Raises `WorkdirConfigError` if `config` differs from `WORKDIR/config.json` in a compared key; then records it.
 
   `entry_point`: a key of `SECTIONS` ("train", "sample", "explain"); others compare every section.
   With `overwrite`, a differing config first removes the outputs of the changed sections
   (`stale_outputs`, `remove_outputs`). Returns the removed paths (relative to `workdir`) when
-  `overwrite` replaced a different config, else None.
+  `overwrite` replaced a different config, else None. `config_file`: the `--config` path to record.
   """
-  current = _flatten(json.loads(config.to_json_best_effort()))
+  current = overrides.flatten(json.loads(config.to_json_best_effort()))
   sections = SECTIONS.get(entry_point) or sorted({_section(k) for k in current})
   path = os.path.join(workdir, CONFIG_FILE)
-  stored = {"config": {}, "used_sections": []}
-  if os.path.exists(path):
-    try:
-      with open(path) as f:
-        stored = json.load(f)
-    except ValueError as e:
-      raise WorkdirConfigError(f"{path} is not valid JSON ({e}); delete it or use a new --workdir") from e
-    if not isinstance(stored, dict) or not {"config", "used_sections"} <= stored.keys():
-      raise WorkdirConfigError(f"{path} lacks 'config'/'used_sections'; delete it or use a new --workdir")
+  stored = read_record(workdir)
   old = stored["config"]
   compared = set(sections) & set(stored["used_sections"])
   differing = sorted(k for k in set(old) | set(current)
@@ -160,6 +183,9 @@ def check_and_record(config, workdir: str, entry_point: str, overwrite: bool = F
   record = {k: v for k, v in old.items() if _section(k) not in sections}
   record.update({k: v for k, v in current.items() if _section(k) in sections})
   new = {"config": dict(sorted(record.items())), "used_sections": sorted(set(stored["used_sections"]) | set(sections))}
+  config_file = os.path.abspath(config_file) if config_file else stored.get(CONFIG_FILE_KEY)
+  if config_file:
+    new[CONFIG_FILE_KEY] = config_file
   if new != stored:
     os.makedirs(workdir, exist_ok=True)
     atomic.write_json(path, new)

@@ -28,11 +28,11 @@ import jax.numpy as jnp  # noqa: E402  pylint: disable=g-import-not-at-top
 import numpy as np  # noqa: E402  pylint: disable=g-import-not-at-top
 
 from configs import default, demo  # noqa: E402  pylint: disable=g-import-not-at-top
+from mrixai_jax import sharding  # noqa: E402  pylint: disable=g-import-not-at-top
 from mrixai_jax.diffusion import sampling  # noqa: E402  pylint: disable=g-import-not-at-top
 from mrixai_jax.diffusion import schedule as schedule_lib  # noqa: E402  pylint: disable=g-import-not-at-top
 from mrixai_jax.diffusion.conditioning import one_hot_labels  # noqa: E402  pylint: disable=g-import-not-at-top
 from mrixai_jax.models import unet as unet_lib  # noqa: E402  pylint: disable=g-import-not-at-top
-from mrixai_jax.training import diffusion_task, sharding  # noqa: E402  pylint: disable=g-import-not-at-top
 
 # name -> (config module, sampler, DDIM steps, default batch)
 WORKLOADS = {
@@ -78,7 +78,7 @@ def measure(name: str, quick: bool, rounds: int, batch=None) -> dict:
   batch = batch or (2 if quick else default_batch)
   batch = -(-batch // devices) * devices
   size = int(config.data.image_size)
-  model = diffusion_task.build_model(config)
+  model = unet_lib.build_model(config)
   params = jax.device_put(_random_params(model, size, 0), sharding.replicated(mesh))
   schedule = schedule_lib.from_config(config.diffusion)
   sampler = sampling.sampler_from_config(unet_lib.model_fn(model), schedule, config.sample,

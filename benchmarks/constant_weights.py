@@ -48,7 +48,8 @@ def lpips_rows():
 def fd_vgg_rows():
   from mrixai_jax.metrics import frechet  # pylint: disable=g-import-not-at-top
   from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
-  params = vgg.load_params(last_layer="conv5_3")
+  from mrixai_jax.pretrained import lpips_vgg  # pylint: disable=g-import-not-at-top
+  params = lpips_vgg.vgg16_variables(last_layer="conv5_3")
   net = vgg.VGG16(last_layer="conv5_3", outputs=("conv5_3",))
   plain = jax.jit(lambda p, x: jnp.mean(net.apply(p, x)["conv5_3"], axis=(1, 2)))
   library = frechet.vgg_extractor("conv5_3")
@@ -60,7 +61,8 @@ def fd_vgg_rows():
 def fid_rows():
   from mrixai_jax.metrics import frechet  # pylint: disable=g-import-not-at-top
   from mrixai_jax.models import inception  # pylint: disable=g-import-not-at-top
-  params = inception.load_params()
+  from mrixai_jax.pretrained import fid_inception  # pylint: disable=g-import-not-at-top
+  params = fid_inception.inception_variables()
   plain = jax.jit(inception.FIDInceptionV3().apply)
   library = frechet.inception_extractor()
   x = _images(16, 64, 3)
@@ -70,9 +72,9 @@ def fid_rows():
 def ddim_rows():
   import ml_collections  # pylint: disable=g-import-not-at-top
   from benchmarks import specs  # pylint: disable=g-import-not-at-top
+  from mrixai_jax import sharding  # pylint: disable=g-import-not-at-top
   from mrixai_jax.diffusion import conditioning, sampling, schedule  # pylint: disable=g-import-not-at-top
   from mrixai_jax.models import unet  # pylint: disable=g-import-not-at-top
-  from mrixai_jax.training import sharding  # pylint: disable=g-import-not-at-top
   spec = specs.workloads()["ddim50_64_b8"]
   b, s = spec["batch"], spec["size"]
   model = unet.UNet.from_config(ml_collections.ConfigDict(spec["model"]))

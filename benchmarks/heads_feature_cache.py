@@ -28,9 +28,11 @@ import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 from configs import demo  # noqa: E402
+from mrixai_jax import sharding  # noqa: E402
 from mrixai_jax.data import phantom  # noqa: E402
 from mrixai_jax.models import prototypes as pm  # noqa: E402
-from mrixai_jax.training import feature_cache, heads_task, sharding  # noqa: E402
+from mrixai_jax.pretrained import lpips_vgg  # noqa: E402
+from mrixai_jax.training import feature_cache, heads_task  # noqa: E402
 
 
 class _Steps:
@@ -56,7 +58,7 @@ def main():
   size, batch_size = demo.get_config().data.image_size, int(heads.train.batch_size)
   model = pm.build_model(heads, size)
   data = phantom.generate(args.images, size, 0)
-  params = pm.init_params(model, jax.random.PRNGKey(0), pm.pretrained_backbone(model))
+  params = pm.init_params(model, jax.random.PRNGKey(0), lpips_vgg.pretrained_backbone(model))
   images, labels = data["image"][:batch_size], data["labels"][:batch_size]
   trunk = np.asarray(pm.backbone_features(model, params, jnp.asarray(images)))
   mesh = sharding.make_mesh()

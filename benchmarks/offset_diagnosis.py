@@ -33,7 +33,7 @@ from mrixai_jax.diffusion import schedule as schedule_lib  # noqa: E402
 from mrixai_jax.diffusion.conditioning import one_hot_labels  # noqa: E402
 from mrixai_jax.metrics import frechet, intensity  # noqa: E402
 from mrixai_jax.models import unet as unet_lib  # noqa: E402
-from mrixai_jax.training import checkpoint, diffusion_task  # noqa: E402
+from mrixai_jax.training import checkpoint  # noqa: E402
 
 NUM_IMAGES = 32
 AIR = -0.8
@@ -49,7 +49,7 @@ def main() -> None:
   keys = sampling.image_keys(jax.random.PRNGKey(0), 0, NUM_IMAGES)
   noise = np.asarray(sampling.initial_noise(keys, real.shape[1:]))
   schedule = schedule_lib.from_config(config.diffusion)
-  model_fn = unet_lib.model_fn(diffusion_task.build_model(config))
+  model_fn = unet_lib.model_fn(unet_lib.build_model(config))
   apply = jax.jit(lambda p, x, t: model_fn(p, x, t, cond))
 
   def report(samples, name):

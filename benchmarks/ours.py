@@ -86,7 +86,7 @@ class _UnetWorkload:
     choice, e.g. generate.py, which reject an indivisible batch), else None: one device."""
     if jax.device_count() == 1 or self.spec["batch"] % jax.device_count():
       return None
-    return _library("mrixai_jax.training.sharding").make_mesh()
+    return _library("mrixai_jax.sharding").make_mesh()
 
   def place(self, params):
     """Puts the batch (x_t, t, cond) sharded over `mesh()` and returns `params` replicated, once
@@ -96,7 +96,7 @@ class _UnetWorkload:
     if mesh is None:
       batch = replicated = jax.devices()[0]
     else:
-      sharding = _library("mrixai_jax.training.sharding")
+      sharding = _library("mrixai_jax.sharding")
       batch, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)
     self.x, self.t, self.cond = (jax.device_put(v, batch) for v in (self.x, self.t, self.cond))
     return jax.device_put(params, replicated)
@@ -145,7 +145,7 @@ class TrainStep(_UnetWorkload):
     task_lib = _library("mrixai_jax.training.diffusion_task")
     loop = _library("mrixai_jax.training.loop")
     state_lib = _library("mrixai_jax.training.state")
-    sharding = _library("mrixai_jax.training.sharding")
+    sharding = _library("mrixai_jax.sharding")
     config = ml_collections.ConfigDict({k: self.spec[k] for k in ("model", "diffusion", "train")})
     config.data = {"prefetch": 0}
     rng = np.random.default_rng(self.spec["seed"] + 2)
@@ -248,16 +248,16 @@ class Lpips:
 
   def __init__(self, spec):
     self.mod = _library("mrixai_jax.metrics.lpips")
-    self.weights = _library("mrixai_jax.metrics.weights")
+    self.lpips_vgg = _library("mrixai_jax.pretrained.lpips_vgg")
     self.spec = spec
     self.a, self.b = _image_pair(spec, correlated=False)
     self.params = None  # None: lpips()'s default weights
 
   def prepare(self, path):
     if self.spec.get("trunk", "imagenet") == "imagenet":
-      trunk = self.weights.lpips_vgg_params()["vgg"]  # the VGG16 trunk our lpips() uses by default
+      trunk = self.lpips_vgg.lpips_vgg_params()["vgg"]  # the VGG16 trunk our lpips() uses by default
     else:
-      official = self.weights.read_official_lin()
+      official = self.lpips_vgg.read_official_lin()
       if official is None:
         raise Missing("LPIPS with a random trunk needs the official lpips package (v0.1 linear layers)")
       vgg = _library("mrixai_jax.models.vgg")

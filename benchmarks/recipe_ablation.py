@@ -97,7 +97,7 @@ def main() -> None:
   parser.add_argument("--json", default="")
   parser.add_argument("--markdown", default="")
   args = parser.parse_args()
-  from mrixai_jax.report import atomic  # pylint: disable=g-import-not-at-top
+  from mrixai_jax import atomic  # pylint: disable=g-import-not-at-top
 
   results = json.load(open(args.json)) if args.json and os.path.exists(args.json) else {}
   for name in args.recipes.split(","):

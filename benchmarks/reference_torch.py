@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import Missing, compare
-from mrixai_jax.report import atomic
+from mrixai_jax import atomic
 
 torch.set_num_threads(int(os.environ.get("MRIXAI_BENCH_THREADS", os.cpu_count() or 1)))
 DEVICE_ENV = "MRIXAI_BENCH_DEVICE"

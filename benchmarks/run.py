@@ -326,7 +326,7 @@ def main(argv=None) -> dict:
        f"{results[specs.PEAK]['reference_gflops']:.0f})\n")
   _say(table(out["workloads"]))
   if args.json:
-    from mrixai_jax.report import atomic  # pylint: disable=g-import-not-at-top
+    from mrixai_jax import atomic  # pylint: disable=g-import-not-at-top
     atomic.write_json(args.json, out)
     _say(f"\nJSON: {args.json}")
   return out

@@ -93,7 +93,7 @@ def seed_summary(result: dict) -> list:
 
 
 def figure(result: dict, path: str) -> None:
-  from mrixai_jax.report import atomic  # pylint: disable=g-import-not-at-top
+  from mrixai_jax import atomic  # pylint: disable=g-import-not-at-top
   from mrixai_jax.report import figures as figures_lib  # pylint: disable=g-import-not-at-top
   plt = figures_lib.pyplot()
   fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -148,7 +148,7 @@ def main() -> None:
   parser.add_argument("--json", default="")
   parser.add_argument("--markdown", default="")
   args = parser.parse_args()
-  from mrixai_jax.report import atomic  # pylint: disable=g-import-not-at-top
+  from mrixai_jax import atomic  # pylint: disable=g-import-not-at-top
   spread = [(v, int(k)) for v, k in (p.split(":") for p in args.spread.split(",") if p)]
   result = measure(_config(args), args.workdir, args.num, args.variants.split(","),
                    [int(s) for s in args.steps.split(",")], spread)

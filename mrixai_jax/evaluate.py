@@ -17,9 +17,10 @@ import time
 
 import numpy as np
 
+from mrixai_jax import atomic
 from mrixai_jax import errors
 from mrixai_jax import progress
-from mrixai_jax.report import atomic
+from mrixai_jax.pretrained import cache
 from mrixai_jax.report import quality_tables
 
 SAMPLES_FILE = pathlib.Path("samples") / "samples.npz"
@@ -40,10 +41,9 @@ def _batched(name: str, fn, a, b, batch_size: int) -> np.ndarray:
 
 def _set_distance(name: str, compute) -> tuple:
   """(value or None, error text or None): a missing weight file must not sink the whole table."""
-  from mrixai_jax.metrics import weights  # pylint: disable=g-import-not-at-top
   try:
     return float(compute()), None
-  except weights.WeightsError as e:
+  except cache.WeightsError as e:
     logging.warning("%s not computed: %s", name, e)
     return None, str(e)
 

@@ -138,10 +138,11 @@ def sample_from_checkpoint(config, workdir: str, labels: np.ndarray, show_progre
   Returns `sample_images`' arrays plus `sampler` (the `Sampler`), `checkpoint_step` and `seconds`.
   Raises UserError without a checkpoint, ConfigError for an impossible sampler setting.
   """
+  from mrixai_jax import sharding  # pylint: disable=g-import-not-at-top
   from mrixai_jax.diffusion import sampling  # pylint: disable=g-import-not-at-top
   from mrixai_jax.diffusion import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
   from mrixai_jax.models import unet as unet_lib  # pylint: disable=g-import-not-at-top
-  from mrixai_jax.training import checkpoint, diffusion_task, sharding  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.training import checkpoint  # pylint: disable=g-import-not-at-top
 
   s = config.sample
   try:
@@ -149,7 +150,7 @@ def sample_from_checkpoint(config, workdir: str, labels: np.ndarray, show_progre
   except FileNotFoundError as e:
     raise UserError(str(e)) from None
   schedule = schedule_lib.from_config(config.diffusion)
-  model = diffusion_task.build_model(config)
+  model = unet_lib.build_model(config)
   mesh = sharding.make_mesh() if jax.device_count() > 1 else None
   if mesh is not None:
     sharding.check_batch_divisible(int(s.batch_size), mesh, "sample.batch_size")
@@ -164,7 +165,7 @@ def sample_from_checkpoint(config, workdir: str, labels: np.ndarray, show_progre
           f"checkpoint step {step}, {jax.device_count()} device(s)", file=sys.stderr, flush=True)
   start = time.perf_counter()
   result = sample_images(sampler, params, labels, int(s.seed), int(s.batch_size),
-                         diffusion_task.null_cond(params), Progress(len(labels)) if show_progress else None)
+                         unet_lib.null_cond(params), Progress(len(labels)) if show_progress else None)
   return dict(result, sampler=sampler, checkpoint_step=step, seconds=time.perf_counter() - start)
 
 
@@ -194,7 +195,7 @@ def run(config, workdir: str, masks_path=None) -> dict:
 def write_outputs(out_dir, arrays: dict, write_dicom: bool) -> None:
   """samples.npz, grid.png, trajectory.png and (optionally) dicom/ under `out_dir`."""
   from mrixai_jax.report import figures  # pylint: disable=g-import-not-at-top
-  from mrixai_jax.report.atomic import atomic_path  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.atomic import atomic_path  # pylint: disable=g-import-not-at-top
 
   out_dir = pathlib.Path(out_dir)
   with atomic_path(out_dir / "samples.npz", suffix=".npz") as tmp:

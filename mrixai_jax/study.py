@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from mrixai_jax import atomic
 from mrixai_jax import overrides
-from mrixai_jax.report import atomic
 from mrixai_jax.report import quality_tables
 from mrixai_jax.workdir import STAGES_SUBDIR  # markers live where --overwrite clears them
 

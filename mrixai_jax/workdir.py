@@ -34,9 +34,9 @@ import shutil
 
 from absl import logging
 
+from mrixai_jax import atomic
 from mrixai_jax import errors
 from mrixai_jax import overrides
-from mrixai_jax.report import atomic
 
 CONFIG_FILE = "config.json"
 CONFIG_FILE_KEY = "config_file"

@@ -6,7 +6,7 @@ import stat
 import numpy as np
 import pytest
 
-from mrixai_jax.report import atomic
+from mrixai_jax import atomic
 
 
 def test_written_file_has_umask_permissions_and_no_temp_left(tmp_path):

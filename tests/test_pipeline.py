@@ -3,8 +3,8 @@
 import jax
 import numpy as np
 
+from mrixai_jax import sharding
 from mrixai_jax.data.pipeline import BatchIterator
-from mrixai_jax.training import sharding
 
 
 def _arrays(n=37):

@@ -11,9 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mrixai_jax.explain import influence, push, receptive_field as rf
+from mrixai_jax.explain import influence, push, scoring
 from mrixai_jax.models import proto_engine as pe
 from mrixai_jax.models import proto_heads as ph
+from mrixai_jax.models import receptive_field as rf
 from mrixai_jax.models import tissue_cells
 
 TV = json.loads((pathlib.Path(__file__).parent / "data" / "prototypes_testvectors.json").read_text())
@@ -188,10 +189,10 @@ def test_high_activation_crop_t4():
 def test_cell_window_is_inside_and_centred():
   info = rf.receptive_field(64, rf.vgg_layers([64, 64, "M", 128, 128, "M", 256, 256, 256]))
   assert (info.n, info.jump, info.start) == (16, 4, 2.0)
-  assert rf.cell_window(info, 3, 5, 4, 64) == (12, 20, 16, 24)  # exactly the cell's own block
-  assert rf.cell_window(info, 0, 15, 12, 64) == (0, 52, 12, 64)  # shifted inside, not truncated
+  assert scoring.cell_window(info, 3, 5, 4, 64) == (12, 20, 16, 24)  # exactly the cell's own block
+  assert scoring.cell_window(info, 0, 15, 12, 64) == (0, 52, 12, 64)  # shifted inside, not truncated
   with pytest.raises(ValueError, match="window size"):
-    rf.cell_window(info, 0, 0, 65, 64)
+    scoring.cell_window(info, 0, 0, 65, 64)
 
 
 def protopool_inputs():

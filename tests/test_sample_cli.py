@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from mrixai_jax import config_validation, generate, xla_flags
-from mrixai_jax.training import checkpoint, diffusion_task
+from mrixai_jax.models import unet
+from mrixai_jax.training import checkpoint
 from mrixai_jax.training import state as state_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def run_dir(tmp_path_factory):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config()
-  model = diffusion_task.build_model(config)
+  model = unet.build_model(config)
   # Random weights from the init's shapes (eval_shape: no slow un-jitted init on CPU).
   shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), np.zeros((1, SIZE, SIZE, 1), np.float32),
                           np.zeros((1,), np.int32), np.zeros((1, SIZE, SIZE, 3), np.float32))["params"]

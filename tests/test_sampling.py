@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mrixai_jax import sharding
 from mrixai_jax.diffusion import sampling
 from mrixai_jax.diffusion import schedule as schedule_lib
-from mrixai_jax.training import sharding
 
 T, BETA_START, BETA_END = 1000, 1e-4, 0.02
 SIZE = 8

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from configs import demo
+from mrixai_jax import sharding
 from mrixai_jax.diffusion import losses
 from mrixai_jax.diffusion.conditioning import one_hot_labels
-from mrixai_jax.training import checkpoint, diffusion_task, loop, sharding
+from mrixai_jax.models import unet
+from mrixai_jax.training import checkpoint, diffusion_task, loop
 from mrixai_jax.training import state as state_lib
 
 SIZE = 16
@@ -54,7 +56,7 @@ def test_overfits_fixed_tiny_batch(tmp_path):
   config = _config(num_steps=150, batch_size=4, learning_rate=3e-3, warmup_steps=20, lr_schedule="constant")
   data = _data(4)
   task = diffusion_task.build(config, str(tmp_path), data=data)
-  model, schedule = diffusion_task.build_model(config), diffusion_task.schedule_lib.from_config(config.diffusion)
+  model, schedule = unet.build_model(config), diffusion_task.schedule_lib.from_config(config.diffusion)
 
   @jax.jit
   def eval_loss(params):  # the unweighted MSE of the config's target over 16 fixed (t, noise) draws per image

@@ -58,10 +58,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mrixai_jax import sharding
 from mrixai_jax.diffusion import parameterization
 from mrixai_jax.diffusion.names import DPM_SAMPLERS, SAMPLERS, TIMESTEP_SPACINGS
 from mrixai_jax.diffusion.schedule import Schedule
-from mrixai_jax.training import sharding
 
 ModelFn = Callable  # (params, x_t [B,H,W,C], t [B] int32, cond [B,H,W,C_cond]) -> output [B,H,W,C]
 DPM_MIN_ALPHA_CUMPROD = 2.0**-24  # diffusers: ᾱ of the terminal step at zero SNR, so λ stays finite

@@ -14,11 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mrixai_jax import atomic
 from mrixai_jax import progress
-from mrixai_jax.explain import receptive_field as rf
+from mrixai_jax.explain import scoring
 from mrixai_jax.models import proto_engine as pe
 from mrixai_jax.models import prototypes as pm
-from mrixai_jax.report import atomic
+from mrixai_jax.models import receptive_field as rf
 
 
 @functools.partial(jax.jit, static_argnames=("patch_hw",))
@@ -117,7 +118,7 @@ def make_record(model, search: NearestPatchSearch, split: dict) -> dict:
   index, _ = pm.cell_targets(model, labels)
   index = np.asarray(index)[np.arange(num), search.cell[:, 0], search.cell[:, 1]]
   tissue = np.where(found, np.asarray(model.tissue_classes)[index], -1)
-  window = np.array([rf.cell_window(info, h, w, model.cell_size, size) for h, w in search.cell])
+  window = np.array([scoring.cell_window(info, h, w, model.cell_size, size) for h, w in search.cell])
   box = np.array([rf.rf_box(info, h, w, size) for h, w in search.cell])  # (y0, y1, x0, x1)
   images = np.asarray(split["image"])[rows, ..., 0]
   patch = np.stack([images[j, y0:y1, x0:x1] for j, (y0, x0, y1, x1) in enumerate(window)])

@@ -6,8 +6,12 @@ where prototype j fires (arg-min distance). Windows that cross the border are sh
 image, so both always hold L×L pixels; a flat window (zero variance) gives ρ = 0.
 """
 
+from typing import Tuple
+
 import jax
 import jax.numpy as jnp
+
+from mrixai_jax.models import receptive_field as rf
 
 FLAT_EPS = 1e-8  # denominators at or below this mean "flat window": ρ = 0
 
@@ -22,6 +26,15 @@ def window_corners(center_yx, size: int, image_hw):
   limits = jnp.asarray(image_hw, jnp.int32) - size
   top_left = jnp.clip(jnp.floor(center - size / 2.0).astype(jnp.int32), 0, limits)
   return jnp.concatenate([top_left, top_left + size], axis=-1)
+
+
+def cell_window(info: rf.RFInfo, h: int, w: int, size: int, image_size: int) -> Tuple[int, int, int, int]:
+  """`size`×`size` window centred on cell (h, w) as `(y0, x0, y1, x1)`, end exclusive, shifted (not
+  truncated) to lie inside the image: `window_corners` for one cell."""
+  if not 0 < size <= image_size:
+    raise ValueError(f"window size {size} must be in 1..{image_size}")
+  corners = window_corners(rf.cell_center(info, h, w), size, (image_size, image_size))
+  return tuple(int(v) for v in corners)
 
 
 def cell_centers(cells_hw, start: float, jump: float):

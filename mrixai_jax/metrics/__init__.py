@@ -3,9 +3,9 @@
 Public API (per-image `[B]` arrays for `[B, H, W, C]` images in [-1, 1]):
 `psnr`, `ssim`, `lpips` (VGG, v0.1 weights), `dice` (masks `[B, H, W]`);
 `frechet_distance(mu1, cov1, mu2, cov2)` and `fid(real, fake)` / `fd_vgg(real, fake)` -> float.
-Modules: image_quality, lpips, frechet, overlap (Dice), segmenter, weights, unpickle. Note that
-the package attribute `lpips` is the function; the module is `importlib.import_module(
-"mrixai_jax.metrics.lpips")` (or `sys.modules`).
+Modules: image_quality, lpips, frechet, overlap (Dice), segmenter; their weights come from
+`mrixai_jax.pretrained`. Note that the package attribute `lpips` is the function; the module is
+`importlib.import_module("mrixai_jax.metrics.lpips")` (or `sys.modules`).
 """
 
 from mrixai_jax.metrics.frechet import fd_vgg

@@ -15,6 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from mrixai_jax import progress
+from mrixai_jax.models import inception
+from mrixai_jax.models import stepped
+from mrixai_jax.models import vgg
+from mrixai_jax.pretrained import fid_inception
+from mrixai_jax.pretrained import lpips_vgg
 
 SQRT_EPS = 1e-6  # pytorch-fid's offset when the product is singular
 IMAG_ATOL = 1e-3  # pytorch-fid's tolerance on imaginary components
@@ -124,9 +129,8 @@ CPU_INCEPTION_IMAGES_PER_STEP = 1
 
 def inception_extractor(params=None, cache_dir=None):
   """A jitted [B, H, W, C] in [-1, 1] -> [B, 2048] pool3 function (params: ported by default)."""
-  from mrixai_jax.models import inception, stepped  # pylint: disable=g-import-not-at-top
   if params is None:
-    params = inception.load_params(cache_dir=cache_dir)
+    params = fid_inception.inception_variables(cache_dir=cache_dir)
   net = inception.FIDInceptionV3()
 
   def extract(p, x):
@@ -142,9 +146,8 @@ def vgg_extractor(layer: str = "conv5_3", params=None, cache_dir=None):
   `vgg.cpu_images_per_step` images at a time on CPU, the weights compiled in as constants (XLA:CPU lays out
   each convolution's weights once when compiling instead of in every call; with both, 16 images
   took 107 instead of 137 ms at 64² and 1.58 instead of 2.55 s at 256²; benchmarks/constant_weights.py)."""
-  from mrixai_jax.models import stepped, vgg  # pylint: disable=g-import-not-at-top
   if params is None:
-    params = vgg.load_params(last_layer=layer, cache_dir=cache_dir)
+    params = lpips_vgg.vgg16_variables(last_layer=layer, cache_dir=cache_dir)
   net = vgg.VGG16(last_layer=layer, outputs=(layer,))
 
   def extract(x):
@@ -156,7 +159,6 @@ def vgg_extractor(layer: str = "conv5_3", params=None, cache_dir=None):
 
 def fid(real, fake, batch_size: int = 16, params=None, cache_dir=None) -> float:
   """FID between image sets [N, H, W, 1|3] in [-1, 1] (InceptionV3 pool3, pytorch-fid conventions)."""
-  from mrixai_jax.models import inception  # pylint: disable=g-import-not-at-top
   extract = inception_extractor(params, cache_dir)
   a = feature_stats(real, extract, batch_size, inception.FEATURE_DIM, "FID real")
   b = feature_stats(fake, extract, batch_size, inception.FEATURE_DIM, "FID fake")
@@ -166,7 +168,6 @@ def fid(real, fake, batch_size: int = 16, params=None, cache_dir=None) -> float:
 def fd_vgg(real, fake, batch_size: int = 16, layer: str = "conv5_3", params=None,
            cache_dir=None) -> float:
   """Fréchet distance of spatially averaged VGG16 `layer` features (small-data FID substitute)."""
-  from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
   extract = vgg_extractor(layer, params, cache_dir)
   dim = dict(vgg.LAYERS)[layer]
   a = feature_stats(real, extract, batch_size, dim, "FD-VGG real")

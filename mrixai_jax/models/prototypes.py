@@ -24,11 +24,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mrixai_jax.explain import receptive_field as rf
 from mrixai_jax.models import proto_engine as pe
 from mrixai_jax.models import proto_heads as ph
+from mrixai_jax.models import receptive_field as rf
 from mrixai_jax.models import small_cnn
+from mrixai_jax.models import stepped
 from mrixai_jax.models import tissue_cells
+from mrixai_jax.models import vgg
 
 KINDS = ("ppnet", "eppnet", "protopool")
 
@@ -39,7 +41,6 @@ class _VGGTrunk(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
     return vgg.VGG16(last_layer=self.layer, outputs=(self.layer,), name="vgg")(x)[self.layer]
 
 
@@ -88,7 +89,6 @@ class ProtoModel:
 
 
 def _vgg_layers(layer: str) -> list:
-  from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
   vgg.check_layer(layer)
   out = []
   for name in vgg.LAYER_NAMES[:vgg.LAYER_NAMES.index(layer) + 1]:
@@ -110,7 +110,6 @@ def build_model(heads, image_size: int) -> ProtoModel:
   if heads.kind not in KINDS:
     raise ValueError(f"heads.kind must be one of {KINDS}, got {heads.kind!r}")
   if heads.backbone == "vgg16":
-    from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
     backbone, layers = _VGGTrunk(heads.vgg_layer), _vgg_layers(heads.vgg_layer)
     channels = dict(vgg.LAYERS)[heads.vgg_layer]
   elif heads.backbone == "small_cnn":
@@ -142,18 +141,10 @@ def build_model(heads, image_size: int) -> ProtoModel:
                     incorrect_strength=float(heads.incorrect_strength), tau=float(heads.protopool.tau))
 
 
-def pretrained_backbone(model: ProtoModel):
-  """The ImageNet VGG16 trunk params (LPIPS port) for a `vgg16` model; None for other backbones."""
-  if model.backbone_name != "vgg16":
-    return None
-  from mrixai_jax.models import vgg  # pylint: disable=g-import-not-at-top
-  return {"vgg": vgg.load_params(last_layer=model.backbone.layer)["params"]}
-
-
 def init_params(model: ProtoModel, key, backbone=None) -> dict:
-  """Fresh parameters: `backbone` params when given (e.g. `pretrained_backbone`), else a random
-  backbone; Kaiming fan-out add-on convs with zero bias, Uniform[0, 1) prototypes, 1/−0.5
-  (ProtoPool 1/0) last layer and Xavier-normal assignment logits std sqrt(2/(P·K + T·K))."""
+  """Fresh parameters: `backbone` params when given (e.g. `pretrained.lpips_vgg.pretrained_backbone`),
+  else a random backbone; Kaiming fan-out add-on convs with zero bias, Uniform[0, 1) prototypes,
+  1/−0.5 (ProtoPool 1/0) last layer and Xavier-normal assignment logits std sqrt(2/(P·K + T·K))."""
   k_backbone, k_add, k_proto, k_presence = jax.random.split(key, 4)
   size = model.image_size
   if backbone is None:
@@ -182,7 +173,6 @@ def inference_batch(model: ProtoModel, batch_size: int) -> int:
   `batch_size`, on CPU at most VGG16's `cpu_images_per_step` at the model's image size, where
   smaller calls keep the activations in cache (default heads at 256², `image_outputs` of 16
   images: 2.34 s in one call, 1.85 s two at a time)."""
-  from mrixai_jax.models import stepped, vgg  # pylint: disable=g-import-not-at-top
   cpu_rows = vgg.cpu_images_per_step(model.image_size, model.image_size)
   return min(batch_size, stepped.rows_per_step(cpu_rows, batch_size))
 

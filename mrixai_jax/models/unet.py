@@ -8,7 +8,9 @@ conditioning differently from the noisy image.
 
 Classifier-free guidance: `drop_cond: [B] bool` replaces the conditioning of the flagged
 samples by the null mask: zeros, or with `learned_null_cond` a learned per-channel vector
-(param `null_cond: [C_cond]`, the one parameter with no diffusers counterpart).
+(param `null_cond: [C_cond]`, the one parameter with no diffusers counterpart). `build_model` makes
+the UNet of a whole config and `null_cond` gives the sampler's unconditional branch its mask, for
+training and sampling alike.
 """
 
 import dataclasses
@@ -19,6 +21,7 @@ import jax.numpy as jnp
 
 from mrixai_jax.models import layers
 
+NULL_MASKS = ("zero", "learned")
 _DOWN_TYPES = {"DownBlock2D": False, "AttnDownBlock2D": True}
 _UP_TYPES = {"UpBlock2D": False, "AttnUpBlock2D": True}
 
@@ -194,3 +197,15 @@ def model_fn(model: UNet):
   """The sampler's model contract: `(params, x_t, t, cond) -> output` (ε, v or x0 by
   `diffusion.prediction`), deterministic (no dropout)."""
   return lambda params, x_t, t, cond: model.apply({"params": params}, x_t, t, cond)
+
+
+def build_model(config) -> UNet:
+  """The UNet of `config.model`, with a learned null mask when `diffusion.null_mask == "learned"`."""
+  if config.diffusion.null_mask not in NULL_MASKS:
+    raise ValueError(f"diffusion.null_mask must be one of {NULL_MASKS}, got {config.diffusion.null_mask!r}")
+  return UNet.from_config(config.model, learned_null_cond=config.diffusion.null_mask == "learned")
+
+
+def null_cond(params):
+  """The null mask the sampler's unconditional branch uses: the learned one, or zeros."""
+  return params["null_cond"] if "null_cond" in params else jnp.zeros(())

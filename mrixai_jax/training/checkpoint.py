@@ -24,8 +24,8 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from mrixai_jax import atomic
 from mrixai_jax import errors
-from mrixai_jax.report import atomic
 
 DIFFUSION_SUBDIR = "checkpoints"
 CHECKSUMS = "sha256sums.json"

@@ -12,20 +12,7 @@ from mrixai_jax.diffusion.conditioning import one_hot_labels
 from mrixai_jax.models import unet as unet_lib
 from mrixai_jax.training import loop
 
-NULL_MASKS = ("zero", "learned")
 GRID_SUBDIR = "train_samples"
-
-
-def build_model(config) -> unet_lib.UNet:
-  """The UNet of `config.model`, with a learned null mask when `diffusion.null_mask == "learned"`."""
-  if config.diffusion.null_mask not in NULL_MASKS:
-    raise ValueError(f"diffusion.null_mask must be one of {NULL_MASKS}, got {config.diffusion.null_mask!r}")
-  return unet_lib.UNet.from_config(config.model, learned_null_cond=config.diffusion.null_mask == "learned")
-
-
-def null_cond(params):
-  """The null mask the sampler's unconditional branch uses: the learned one, or zeros."""
-  return params["null_cond"] if "null_cond" in params else jnp.zeros(())
 
 
 def _grid_rows(num_examples: int, count: int) -> np.ndarray:
@@ -49,7 +36,7 @@ def make_grid_action(config, workdir: str, model: unet_lib.UNet, schedule, data:
 
   def write(step: int, state) -> None:
     params = jax.device_get(state.ema_params)
-    samples = np.asarray(sampler(params, keys, cond, null_cond(params)).samples)
+    samples = np.asarray(sampler(params, keys, cond, unet_lib.null_cond(params)).samples)
     if jax.process_index() == 0:
       from mrixai_jax.report import figures  # pylint: disable=g-import-not-at-top
       figures.sample_grid(os.path.join(workdir, GRID_SUBDIR, f"step_{step:07d}.png"), samples, labels, real)
@@ -67,7 +54,7 @@ def build(config, workdir: str, data=None) -> loop.Task:
   image, labels = data["image"].shape, data["labels"].shape
   if len(image) != 4 or image[-1] != 1 or labels != image[:3]:
     raise ValueError(f"diffusion data: need image [N,S,S,1] and labels [N,S,S], got {image} and {labels}")
-  model = build_model(config)
+  model = unet_lib.build_model(config)
   schedule = schedule_lib.from_config(config.diffusion)
   f = config.diffusion
   weights = None if f.loss_weighting == "uniform" else parameterization.loss_weights(

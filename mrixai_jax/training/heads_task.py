@@ -32,15 +32,16 @@ import optax
 from absl import logging
 
 from mrixai_jax import progress
+from mrixai_jax import sharding
 from mrixai_jax.explain import push
 from mrixai_jax.models import proto_heads as ph
 from mrixai_jax.models import prototypes as pm
 from mrixai_jax.models import tissue_cells
+from mrixai_jax.pretrained import lpips_vgg
 from mrixai_jax.training import checkpoint as checkpoint_lib
 from mrixai_jax.training import feature_cache
 from mrixai_jax.training import interrupts
 from mrixai_jax.training import metric_window
-from mrixai_jax.training import sharding
 
 PHASES = ("warm", "joint", "last_layer")
 DECAYED_GROUPS = ("backbone", "add_on")  # coupled L2 on these (the originals' weight_decay)
@@ -155,7 +156,7 @@ def _state_fn(model: pm.ProtoModel, heads, steps_per_epoch: int):
 
 def init_state(model: pm.ProtoModel, heads, steps_per_epoch: int, pretrained: bool = True) -> dict:
   """Step-0 state (see `_state_fn`), with the ImageNet trunk when `pretrained`."""
-  backbone = pm.pretrained_backbone(model) if pretrained else None
+  backbone = lpips_vgg.pretrained_backbone(model) if pretrained else None
   seed = jnp.asarray(int(heads.train.seed), jnp.uint32)
   lowered = jax.jit(_state_fn(model, heads, steps_per_epoch)).lower(seed, backbone)
   # Init runs once; on CPU, skipping LLVM optimisation of its many small RNG kernels cuts compile time.

@@ -37,12 +37,12 @@ import optax
 from absl import logging
 
 from mrixai_jax import progress
+from mrixai_jax import sharding
 from mrixai_jax.data.pipeline import BatchIterator
 from mrixai_jax.training import checkpoint as checkpoint_lib
 from mrixai_jax.training import interrupts
 from mrixai_jax.training.interrupts import Interrupted, NonFiniteError  # noqa: F401  (what loop.run raises)
 from mrixai_jax.training import metric_window
-from mrixai_jax.training import sharding
 from mrixai_jax.training import state as state_lib
 
 

@@ -6,7 +6,8 @@ by registering its builder in `_BUILDERS` as "module:function" (imported only wh
 
 import importlib
 
-from mrixai_jax.training import loop, sharding
+from mrixai_jax import sharding
+from mrixai_jax.training import loop
 
 _BUILDERS = {
     "diffusion": "mrixai_jax.training.diffusion_task:build",

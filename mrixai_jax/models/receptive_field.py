@@ -62,17 +62,6 @@ def cell_center(info: RFInfo, h, w):
   return info.start + h * info.jump, info.start + w * info.jump
 
 
-def cell_window(info: RFInfo, h: int, w: int, size: int, image_size: int) -> Tuple[int, int, int, int]:
-  """`size`×`size` window centred on cell (h, w) as `(y0, x0, y1, x1)`, end exclusive, shifted (not
-  truncated) to lie inside the image: `explain.scoring.window_corners` for one cell."""
-  from mrixai_jax.explain import scoring  # pylint: disable=g-import-not-at-top
-
-  if not 0 < size <= image_size:
-    raise ValueError(f"window size {size} must be in 1..{image_size}")
-  corners = scoring.window_corners(cell_center(info, h, w), size, (image_size, image_size))
-  return tuple(int(v) for v in corners)
-
-
 def vgg_layers(config: Sequence[Union[int, str]]) -> list:
   """VGG layer list from a torchvision-style config (`64, 'M', ...`): conv 3/1/1, pool 2/2/0."""
   return [(2, 2, 0) if v == "M" else (3, 1, 1) for v in config]

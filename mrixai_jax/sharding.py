@@ -1,4 +1,5 @@
-"""Data parallelism with jax.sharding: a 1-D mesh over devices, batch sharded, state replicated."""
+"""Data parallelism with jax.sharding for sampling and training: a 1-D mesh over devices, batch sharded,
+params and state replicated."""
 
 import jax
 import numpy as np

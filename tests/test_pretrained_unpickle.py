@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from mrixai_jax.metrics import unpickle
+from mrixai_jax.pretrained import unpickle
 
 
 class _Exploit:

@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename over the target."""
+"""Atomic file writes for every layer (data, workdir, checkpoints, reports, weight cache): write to a
+temporary name in the same folder, then rename over the target."""
 
 import contextlib
 import json

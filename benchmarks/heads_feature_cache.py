@@ -32,15 +32,16 @@ from mrixai_jax import sharding  # noqa: E402
 from mrixai_jax.data import phantom  # noqa: E402
 from mrixai_jax.models import prototypes as pm  # noqa: E402
 from mrixai_jax.pretrained import lpips_vgg  # noqa: E402
-from mrixai_jax.training import feature_cache, heads_task  # noqa: E402
+from mrixai_jax.training import feature_cache, heads_task, loop  # noqa: E402
 
 
 class _Steps:
   """`()` -> loss of one more joint-phase step (the state is donated, so each side keeps its own)."""
 
-  def __init__(self, model, heads, batch, mesh):
-    self._step = heads_task.make_train_step(model, heads, "joint", jnp.ones(model.num_classes), 100, mesh)
-    self._state = jax.device_put(heads_task.init_state(model, heads, 100), sharding.replicated(mesh))
+  def __init__(self, task, batch, mesh):
+    phases = loop.resolve_phases(task)
+    self._step = loop.make_train_step(task, next(p for p in phases if p.name == "joint"), mesh)
+    self._state = loop.init_state(task, phases, mesh)
     self._batch = jax.device_put(batch, sharding.batch_sharding(mesh))
 
   def __call__(self):
@@ -54,7 +55,8 @@ def main():
   ap.add_argument("--images", type=int, default=420, help="split size for the cache row (demo: 420)")
   ap.add_argument("--gap", type=float, default=0.3)
   args = ap.parse_args()
-  heads = demo.get_config().heads
+  config = demo.get_config()
+  heads = config.heads
   size, batch_size = demo.get_config().data.image_size, int(heads.train.batch_size)
   model = pm.build_model(heads, size)
   data = phantom.generate(args.images, size, 0)
@@ -62,8 +64,9 @@ def main():
   images, labels = data["image"][:batch_size], data["labels"][:batch_size]
   trunk = np.asarray(pm.backbone_features(model, params, jnp.asarray(images)))
   mesh = sharding.make_mesh()
-  steps = {"images": _Steps(model, heads, {"image": images, "labels": labels}, mesh),
-           "cached": _Steps(model, heads, {"trunk": trunk, "labels": labels}, mesh)}
+  task = heads_task.build(config, "", data=data)
+  steps = {"images": _Steps(task, {"image": images, "labels": labels}, mesh),
+           "cached": _Steps(task, {"trunk": trunk, "labels": labels}, mesh)}
   times = common.alternating_rounds(steps, args.rounds, gap=args.gap)
   ratios = [a / b for a, b in zip(times["images"], times["cached"])]
   print(f"| comparison | images ms | cached ms | speed-up (min–max) |\n|---|---|---|---|")

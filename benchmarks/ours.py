@@ -153,13 +153,12 @@ class TrainStep(_UnetWorkload):
     data = {"image": rng.uniform(-1, 1, (b, s, s, 1)).astype(np.float32),
             "labels": rng.integers(0, 4, (b, s, s)).astype(np.uint8)}
     task = task_lib.build(config, workdir="", data=data)
-    num_steps = max(int(config.train.num_steps), 1)
-    optimizer = state_lib.make_optimizer(config.train, num_steps)
+    phase, = loop.default_phases(config.train, max(int(config.train.num_steps), 1))
     mesh = sharding.make_mesh()
-    state = state_lib.create(params, optimizer, jax.random.PRNGKey(self.spec["seed"]))
+    state = state_lib.create(params, {phase.name: phase.optimizer.init(params)}, jax.random.PRNGKey(self.spec["seed"]))
     state = jax.device_put(state, sharding.replicated(mesh))
     batch = jax.device_put(data, sharding.batch_sharding(mesh))
-    step = loop.make_train_step(task, optimizer, state_lib.learning_rate_schedule(config.train, num_steps), mesh)
+    step = loop.make_train_step(task, phase, mesh)
     return step, state, batch
 
   def __call__(self):

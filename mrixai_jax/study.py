@@ -95,8 +95,8 @@ def build_stages(config, workdir: pathlib.Path) -> list:
 
   def head(kind):
     def run():
-      from mrixai_jax.training import heads_task  # pylint: disable=g-import-not-at-top
-      heads_task.train(overrides.with_values(config, {"task": "heads", "heads.kind": kind}), str(workdir))
+      from mrixai_jax.training import tasks  # pylint: disable=g-import-not-at-top
+      tasks.train(overrides.with_values(config, {"task": "heads", "heads.kind": kind}), str(workdir))
     return run
 
   def evaluate():

@@ -3,6 +3,7 @@ fixed, keeps the batch order, and training / push from it equal training / push 
 
 import contextlib
 import logging
+import types
 
 import jax
 import numpy as np
@@ -67,7 +68,8 @@ def train_inputs(split, config):
   inputs = feature_cache.TrainInputs(model, split, train, lambda s: heads_task.backbone_fixed_until(train, bounds, s),
                                      bounds[1], None, "test")
   try:
-    yield inputs, {"params": pm.init_params(model, jax.random.PRNGKey(0)), "pushed": np.int32(0)}, model
+    yield inputs, types.SimpleNamespace(params=pm.init_params(model, jax.random.PRNGKey(0)),
+                                        extras={"pushed": np.int32(0)}), model
   finally:
     inputs.close()
 
@@ -80,14 +82,14 @@ def test_train_inputs_cache_while_backbone_is_fixed_in_batch_order(split):
   with train_inputs(split, config) as (inputs, state, model):
     for step in range(NUM):
       if step == PUSH:
-        state["pushed"] = np.int32(1)
+        state.extras["pushed"] = np.int32(1)
       inputs.prepare(step, state)
       batch, expected = next(inputs), next(plain)
       np.testing.assert_array_equal(batch["labels"], expected["labels"])
       fixed = step < WARM or step >= PUSH
       assert ("trunk" in batch) == fixed and ("image" in batch) == (not fixed), step
       if fixed:  # the cached rows are the backbone's features of this batch's images (batch of 8 vs 4)
-        trunk = pm.backbone_features(model, state["params"], expected["image"])
+        trunk = pm.backbone_features(model, state.params, expected["image"])
         np.testing.assert_allclose(batch["trunk"], trunk, rtol=1e-5, atol=1e-6)
 
 

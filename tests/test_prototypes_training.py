@@ -1,6 +1,8 @@
 """Trained heads on the phantom (small config): tissue coverage, distinct pushed prototypes with
 correct provenance, tissue-specific firing on held-out slices, resume; phase optimizers."""
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +12,7 @@ from configs import demo
 from mrixai_jax.data import phantom
 from mrixai_jax.explain import tissue_firing
 from mrixai_jax.models import prototypes as pm
-from mrixai_jax.training import heads_task
+from mrixai_jax.training import heads_task, loop
 
 TISSUES = (1, 2, 3)
 
@@ -103,11 +105,13 @@ def test_prototypes_fire_inside_their_tissue_on_held_out_slices(trained, phantom
 def test_outputs_written_and_a_second_run_resumes_without_training(trained, phantom_split):
   config, workdir, _, params, record = trained
   out = heads_task.head_dir(workdir, config.heads.kind)
-  for name in ("push.npz", "push.json", "prototype_gallery.png", "metrics.jsonl"):
-    assert (pytest.importorskip("pathlib").Path(out) / name).stat().st_size > 0, name
-  lines = open(f"{out}/metrics.jsonl").read().count("\n")
+  for name in ("push.npz", "push.json", "prototype_gallery.png"):
+    assert (pathlib.Path(out) / name).stat().st_size > 0, name
+  events = sorted((pathlib.Path(out) / "logs").glob("events.out.tfevents.*"))  # TensorBoard, as the diffusion run
+  assert events and events[0].stat().st_size > 0
+  sizes = [p.stat().st_size for p in events]
   _, params2, record2 = heads_task.train(config, workdir, data=phantom_split[0])
-  assert open(f"{out}/metrics.jsonl").read().count("\n") == lines  # nothing re-trained
+  assert [p.stat().st_size for p in events] == sizes  # nothing re-trained, nothing logged
   jax.tree_util.tree_map(np.testing.assert_array_equal, params, params2)
   np.testing.assert_array_equal(record["image_index"], record2["image_index"])
   _, params3, _ = heads_task.load(config, workdir, config.heads.kind, 64)
@@ -157,8 +161,12 @@ def test_phase_optimizers_freeze_groups_and_use_coupled_l2():
 def test_phase_bounds_validate():
   t = small_config("ppnet").heads.train
   assert heads_task.phase_bounds(t) == (40, 200, 240)
-  assert [heads_task.phase_at(s, (40, 200, 240)) for s in (0, 39, 40, 199, 200)] == \
-      ["warm", "warm", "joint", "joint", "last_layer"]
+  phases = heads_task.phases(t, steps_per_epoch=2)
+  assert [loop.phase_at(phases, s).name for s in (0, 39, 40, 199, 200, 239)] == \
+      ["warm", "warm", "joint", "joint", "last_layer", "last_layer"]
+  warm = frozenset({"add_on", "prototypes", "presence"})
+  assert [p.trainable for p in phases] == [warm, warm | ({"backbone"} if t.lr_backbone > 0 else set()),
+                                           frozenset({"last_layer"})]
   t.last_layer_steps = 300
   with pytest.raises(ValueError, match="warm_steps"):
     heads_task.phase_bounds(t)

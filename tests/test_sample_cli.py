@@ -59,7 +59,7 @@ def run_dir(tmp_path_factory):
   leaves, tree = jax.tree_util.tree_flatten(shapes)
   rng = np.random.default_rng(0)
   params = tree.unflatten([(0.1 * rng.normal(size=s.shape)).astype(np.float32) for s in leaves])
-  state = state_lib.create(params, optax.adamw(1e-3), jax.random.PRNGKey(1))
+  state = state_lib.create(params, {"train": optax.adamw(1e-3).init(params)}, jax.random.PRNGKey(1))
   ckpt = checkpoint.Checkpointer(str(root / "work" / checkpoint.DIFFUSION_SUBDIR), keep=1)
   ckpt.save(7, state, {"epoch": 0, "batch": 0})
   ckpt.close()
@@ -168,7 +168,7 @@ def test_ddpm_run_rescales_trajectory_and_reports_non_finite_images(run_dir, tmp
   params, _ = checkpoint.load_inference_params(str(root / "work"))
   params = jax.tree_util.tree_map(np.asarray, params)
   params["conv_out"]["bias"] = np.full_like(params["conv_out"]["bias"], np.nan)  # every image becomes NaN
-  state = state_lib.create(params, optax.adamw(1e-3), jax.random.PRNGKey(1))
+  state = state_lib.create(params, {"train": optax.adamw(1e-3).init(params)}, jax.random.PRNGKey(1))
   ckpt = checkpoint.Checkpointer(str(tmp_path / checkpoint.DIFFUSION_SUBDIR), keep=1)
   ckpt.save(1, state, {"epoch": 0, "batch": 0})
   ckpt.close()

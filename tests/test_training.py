@@ -103,14 +103,13 @@ def test_sharded_step_equals_single_device_step():
   assert jax.device_count() == 4, "conftest forces 4 host devices"
   config = _config(batch_size=8)
   task = diffusion_task.build(config, "/unused", data=_data(8))
-  optimizer = state_lib.make_optimizer(config.train, 6)
-  lr = state_lib.learning_rate_schedule(config.train, 6)
+  phases = loop.default_phases(config.train, 6)
   batch = {k: jnp.asarray(v) for k, v in _data(8, seed=1).items()}
   finals, metrics = [], []
   for devices in (jax.devices(), jax.devices()[:1]):
     mesh = sharding.make_mesh(devices)
-    state = loop.init_state(task, optimizer, mesh)
-    step = loop.make_train_step(task, optimizer, lr, mesh)
+    state = loop.init_state(task, phases, mesh)
+    step = loop.make_train_step(task, phases[0], mesh)
     placed = jax.device_put(batch, sharding.batch_sharding(mesh))
     for _ in range(3):
       state, m = step(state, placed)

@@ -143,8 +143,9 @@ class Checkpointer:
     self._manager.close()
 
 
-def load_inference_params(workdir: str, subdir: str = DIFFUSION_SUBDIR) -> Tuple[Any, int]:
-  """`(ema_params, step)` of the latest checkpoint in `WORKDIR/<subdir>` (arrays on the default device).
+def load_inference_params(workdir: str, subdir: str = DIFFUSION_SUBDIR, tree: str = "ema_params") -> Tuple[Any, int]:
+  """`(state.<tree>, step)` of the latest checkpoint in `WORKDIR/<subdir>` (arrays on the default device;
+  `tree`: "ema_params" for the diffusion model, "params" for a task without EMA).
 
   Falls back to older steps when the newest is unreadable (see the module docstring). Raises
   FileNotFoundError naming the directory when it holds no checkpoint, CheckpointError when none restores.
@@ -160,4 +161,4 @@ def load_inference_params(workdir: str, subdir: str = DIFFUSION_SUBDIR) -> Tuple
     manager.close()
   if step is None:
     raise FileNotFoundError(f"{directory} holds no complete checkpoint (train first: python train.py ...)")
-  return restored.state["ema_params"], int(step)
+  return restored.state[tree], int(step)

@@ -67,7 +67,8 @@ def build(config, workdir: str, data=None) -> loop.Task:
     cond = jnp.zeros((1, *size, model.in_channels - x.shape[-1]), jnp.float32)
     return model.init(key, x, jnp.zeros((1,), jnp.int32), cond)["params"]
 
-  def loss_fn(params, batch, key):
+  def loss_fn(params, batch, key, step):
+    del step  # the diffusion loss draws its timesteps from `key`
     def predict(x_t, t, cond, drop, dropout_key):
       return model.apply({"params": params}, x_t, t, cond, train=True, drop_cond=drop, rngs={"dropout": dropout_key})
     return losses.denoising_mse(predict, schedule, batch["image"], one_hot_labels(batch["labels"]), key,

@@ -83,7 +83,7 @@ class TrainInputs:
 
   def prepare(self, step: int, state: dict, should_stop=lambda: False) -> None:
     """Before `step` (and the push before it): drops the cache when the backbone trains at `step`,
-    else builds one from `state["params"]` if there is none and it pays (`worth_caching`). A build
+    else builds one from `state.params` if there is none and it pays (`worth_caching`). A build
     cut short by `should_stop()` (a stop signal) leaves the batches on the images."""
     fixed_until = self._fixed_until(step)
     if fixed_until == step:
@@ -94,7 +94,7 @@ class TrainInputs:
     if self.trunk is not None:
       return
     num = len(self._data["image"])
-    push_ahead = not int(state["pushed"]) and step <= self._push_step <= fixed_until
+    push_ahead = not int(state.extras["pushed"]) and step <= self._push_step <= fixed_until
     images_ahead = (fixed_until - step) * int(self._train.batch_size) + (num if push_ahead else 0)
     budget_mb = float(self._train.feature_cache_mb)
     if not worth_caching(self._model, num, images_ahead, budget_mb):
@@ -105,7 +105,7 @@ class TrainInputs:
                      fixed_until - 1, num, trunk_bytes(self._model, num) / BYTES_PER_MB, budget_mb)
       return
     start = time.perf_counter()
-    self.trunk = compute(self._model, jax.device_get(state["params"]["backbone"]), self._data["image"],
+    self.trunk = compute(self._model, jax.device_get(state.params["backbone"]), self._data["image"],
                          int(self._train.push_batch_size), f"{self._name}: backbone features", should_stop)
     if self.trunk is None:
       return

@@ -1,4 +1,4 @@
-"""Train state (params, EMA, optimizer state, step, RNG key) and the optimizer built from a train config."""
+"""Train state (params, EMA, optimizer states, step, RNG key, task extras) and the diffusion model's optimizer."""
 
 from typing import Any
 
@@ -16,9 +16,10 @@ class TrainState:
 
   step: jax.Array  # int32 scalar: optimizer steps taken
   params: Any  # float32 pytree
-  ema_params: Any  # exponential moving average of params, same structure
-  opt_state: Any
+  ema_params: Any  # exponential moving average of params, same structure; None for tasks without EMA
+  opt_state: Any  # {phase name: optimizer state} (training/loop.py `Phase`)
   rng: jax.Array  # base key; step s uses fold_in(rng, s)
+  extras: Any  # dict of arrays the task's hooks keep (the heads' `pushed` flag); {} for the diffusion model
 
 
 def resolve_num_steps(train_config, num_examples: int, section: str = "train") -> int:
@@ -64,11 +65,11 @@ def make_optimizer(train_config, num_steps: int) -> optax.GradientTransformation
   return adamw
 
 
-def create(params, optimizer: optax.GradientTransformation, rng) -> TrainState:
-  """Fresh state at step 0; the EMA starts at `params`."""
+def create(params, opt_state, rng, with_ema: bool = True, extras=None) -> TrainState:
+  """Fresh state at step 0; the EMA (if `with_ema`) starts at `params`."""
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    ema_params=jax.tree_util.tree_map(jnp.copy, params),
-                    opt_state=optimizer.init(params), rng=rng)
+                    ema_params=jax.tree_util.tree_map(jnp.copy, params) if with_ema else None,
+                    opt_state=opt_state, rng=rng, extras={} if extras is None else extras)
 
 
 def ema_decay(step, decay: float):

@@ -20,11 +20,10 @@ import numpy as np
 from mrixai_jax import atomic
 from mrixai_jax import errors
 from mrixai_jax import progress
+from mrixai_jax import workdir as workdir_lib
 from mrixai_jax.pretrained import cache
 from mrixai_jax.report import quality_tables
 
-SAMPLES_FILE = pathlib.Path("samples") / "samples.npz"
-EVAL_SUBDIR = "eval"
 
 
 def _mean_sd(values) -> dict:
@@ -196,7 +195,7 @@ def run(config, workdir) -> dict:
   """Evaluates `workdir/samples/samples.npz` (with `quality_references` when the samples have
   dataset counterparts); writes `workdir/eval/metrics.{json,md}`; returns the table."""
   workdir = pathlib.Path(workdir)
-  path = workdir / SAMPLES_FILE
+  path = workdir / workdir_lib.SAMPLES_FILE
   samples, counterparts, labels = load_samples(path)
   start = time.time()
   table = compute_table(samples, counterparts, labels, config)
@@ -208,7 +207,7 @@ def run(config, workdir) -> dict:
       row["train_mean"] = mean
       row["train_diff"] = None if mean is None or row["real_mean"] is None else mean - row["real_mean"]
   table["seconds"] = time.time() - start
-  out = workdir / EVAL_SUBDIR
+  out = workdir / workdir_lib.EVAL_SUBDIR
   atomic.write_json(out / "metrics.json", table)
   atomic.write_text(out / "metrics.md", markdown(table, str(path)))
   logging.info("evaluate: %d samples in %.1f s -> %s", table["n"], table["seconds"], out)
@@ -240,7 +239,7 @@ def main() -> None:
     del argv
     config = config_flag.value if config_flag.value is not None else _default_config()
     table = run(config, workdir_flag.value)
-    print(markdown(table, str(pathlib.Path(workdir_flag.value) / SAMPLES_FILE)), end="")
+    print(markdown(table, str(pathlib.Path(workdir_flag.value) / workdir_lib.SAMPLES_FILE)), end="")
     return 0
 
   cli.run(_main)

@@ -24,9 +24,9 @@ import jax
 import numpy as np
 
 from mrixai_jax import progress
+from mrixai_jax import workdir as workdir_lib
 from mrixai_jax.errors import ConfigError, UserError
 
-SAMPLES_SUBDIR = "samples"
 GRID_ROWS = 16
 TRAJECTORY_ROWS = 4
 MASK_SUFFIXES = (".png", ".npy")
@@ -174,7 +174,7 @@ def run(config, workdir: str, masks_path=None) -> dict:
   s = config.sample
   if s.num_samples <= 0:
     raise ConfigError(f"config.sample.num_samples: must be positive, got {s.num_samples}")
-  out_dir = pathlib.Path(workdir) / SAMPLES_SUBDIR
+  out_dir = pathlib.Path(workdir) / workdir_lib.SAMPLES_SUBDIR
   masks = select_masks(config, workdir, masks_path)  # validate inputs before the expensive parts
   result = sample_from_checkpoint(config, workdir, masks["labels"], show_progress=True)
   sampler, step, seconds = result.pop("sampler"), result.pop("checkpoint_step"), result.pop("seconds")

@@ -58,25 +58,52 @@ IGNORED = frozenset({
 })
 _MAX_LISTED = 8
 
+# Every path the stages write and read, relative to WORKDIR.
+CHECKPOINTS_SUBDIR = "checkpoints"  # the diffusion model's Orbax checkpoints (training/loop.py)
+LOGS_SUBDIR = "logs"  # TensorBoard logs of the diffusion model (logs/diffusion)
+TRAIN_SAMPLES_SUBDIR = "train_samples"  # sample grids during training (training/diffusion_task.py)
+SAMPLES_SUBDIR = "samples"  # stages/sample.py (mrixai_jax/generate.py)
+SAMPLES_FILE = os.path.join(SAMPLES_SUBDIR, "samples.npz")
+HEADS_SUBDIR = "heads"  # heads/<kind>/{checkpoints,logs,push.*,prototype_gallery.png} (training/heads_task.py)
+EXPLAIN_SUBDIR = "explain"  # explain/<kind>.{npz,json} (stages/explain.py)
+EVAL_SUBDIR = "eval"  # eval/metrics.{json,md} (mrixai_jax/evaluate.py)
+EVAL_FILE = os.path.join(EVAL_SUBDIR, "metrics.json")
+REPORT_SUBDIR = "report"  # report/{report.md,report.json,*.png} (stages/report.py)
+STAGES_SUBDIR = "stages"  # the study's completion markers stages/<stage>.json (mrixai_jax/study.py)
+
+
+def head_subdir(kind: str) -> str:
+  """`heads/<kind>`: one prototype head's outputs."""
+  return os.path.join(HEADS_SUBDIR, kind)
+
+
+def explain_file(kind: str, suffix: str) -> str:
+  """`explain/<kind><suffix>` (".npz": per-image arrays, ".json": the summary)."""
+  return os.path.join(EXPLAIN_SUBDIR, kind + suffix)
+
+
+def stage_marker(name: str) -> str:
+  """`stages/<name>.json` ("/" in a stage name becomes "_")."""
+  return os.path.join(STAGES_SUBDIR, name.replace("/", "_") + ".json")
+
+
 # What each output in a workdir is computed from: (globs relative to WORKDIR, config sections; None:
-# every section). Paths: training checkpoints/logs/grids (training/loop.py, diffusion_task.py), samples/
-# (generate.py), heads/ (heads_task.py), explain/, eval/, report/ and the stage markers stages/ (study.py).
+# every section).
 _DIFFUSION = ("seed", "data", "model", "diffusion", "train")
 _SAMPLES = _DIFFUSION + ("sample",)
 _HEADS = ("seed", "data", "heads")
 PRODUCTS = (
-    (("stages/data.json",), ("seed", "data")),
-    (("checkpoints", "logs", "train_samples", "stages/diffusion.json"), _DIFFUSION),
-    (("samples", "stages/samples.json"), _SAMPLES),
-    (("heads", "stages/heads_*.json"), _HEADS),
-    (("eval", "stages/evaluate.json"), _SAMPLES + ("metrics",)),
-    (("explain", "stages/explain_*.json"), _SAMPLES + _HEADS + ("metrics", "explain")),
-    (("report",), None),
+    ((stage_marker("data"),), ("seed", "data")),
+    ((CHECKPOINTS_SUBDIR, LOGS_SUBDIR, TRAIN_SAMPLES_SUBDIR, stage_marker("diffusion")), _DIFFUSION),
+    ((SAMPLES_SUBDIR, stage_marker("samples")), _SAMPLES),
+    ((HEADS_SUBDIR, stage_marker("heads/*")), _HEADS),
+    ((EVAL_SUBDIR, stage_marker("evaluate")), _SAMPLES + ("metrics",)),
+    ((EXPLAIN_SUBDIR, stage_marker("explain/*")), _SAMPLES + _HEADS + ("metrics", "explain")),
+    ((REPORT_SUBDIR,), None),
 )
 EXTENDABLE = "train.num_steps"  # raising it alone continues the run (module docstring)
-EXTENSION_KEEPS = ("checkpoints", "logs", "train_samples")  # outputs of the shorter run that stay
+EXTENSION_KEEPS = (CHECKPOINTS_SUBDIR, LOGS_SUBDIR, TRAIN_SAMPLES_SUBDIR)  # outputs of the shorter run that stay
 TRASH = ".overwritten"
-STAGES_SUBDIR = "stages"  # the study's stage markers (study.py uses this)
 
 
 class WorkdirConfigError(errors.UserError):

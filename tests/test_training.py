@@ -11,6 +11,7 @@ import pytest
 
 from configs import demo
 from mrixai_jax import sharding
+from mrixai_jax import workdir
 from mrixai_jax.diffusion import losses
 from mrixai_jax.diffusion.conditioning import one_hot_labels
 from mrixai_jax.models import unet
@@ -172,9 +173,9 @@ def test_sample_grid_action_writes_a_png_every_m_steps(tmp_path):
 
   config = _config(num_steps=4, sample_every=2, sample_grid_size=3, sample_grid_steps=3)
   loop.run(diffusion_task.build(config, str(tmp_path), data=_data(8)), str(tmp_path))
-  grids = sorted(p.name for p in (tmp_path / diffusion_task.GRID_SUBDIR).iterdir())
+  grids = sorted(p.name for p in (tmp_path / workdir.TRAIN_SAMPLES_SUBDIR).iterdir())
   assert grids == ["step_0000002.png", "step_0000004.png"]
-  with Image.open(tmp_path / diffusion_task.GRID_SUBDIR / grids[-1]) as image:
+  with Image.open(tmp_path / workdir.TRAIN_SAMPLES_SUBDIR / grids[-1]) as image:
     assert image.format == "PNG" and image.size[1] > image.size[0]  # 3 rows (sample | mask | real)
 
 

@@ -6,11 +6,14 @@ A split is an in-memory dict of numpy arrays (``image [N,S,S,1] float32``, ``lab
 uint8``, ``patient_id [N]`` str, ``slice_index [N]`` int32) as read from the TFDS builders.
 """
 
+import contextlib
+import io
 import os
 import queue
 import threading
 from typing import Iterator
 
+from absl import logging
 import jax
 import numpy as np
 
@@ -58,8 +61,12 @@ def _data_source(data_config, data_dir: str):
     raise ValueError(f"data.manual_dir is empty and {builder.name} is not built in {data_dir}. "
                      f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
   if jax.process_index() == 0:  # one writer; on a shared disk the other hosts wait, then read
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=manual_dir, try_download_gcs=False))
+    if not builder.is_prepared():
+      logging.info("data: building %s in %s (once per workdir)", builder.name, builder.data_dir)
+    with contextlib.redirect_stdout(io.StringIO()) as tfds_says:  # TFDS prints its own two lines
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          manual_dir=manual_dir, try_download_gcs=False))
+    logging.debug("%s", tfds_says.getvalue().strip())
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
     multihost_utils.sync_global_devices(f"build {builder.name}/{builder.builder_config.name}")

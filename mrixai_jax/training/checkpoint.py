@@ -26,8 +26,9 @@ from absl import logging
 
 from mrixai_jax import atomic
 from mrixai_jax import errors
+from mrixai_jax import workdir as workdir_lib
 
-DIFFUSION_SUBDIR = "checkpoints"
+DIFFUSION_SUBDIR = workdir_lib.CHECKPOINTS_SUBDIR
 CHECKSUMS = "sha256sums.json"
 _CHUNK = 1 << 20
 

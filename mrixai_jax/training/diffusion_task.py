@@ -6,13 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mrixai_jax import workdir as workdir_lib
 from mrixai_jax.diffusion import losses, parameterization, sampling
 from mrixai_jax.diffusion import schedule as schedule_lib
 from mrixai_jax.diffusion.conditioning import one_hot_labels
 from mrixai_jax.models import unet as unet_lib
 from mrixai_jax.training import loop
-
-GRID_SUBDIR = "train_samples"
 
 
 def _grid_rows(num_examples: int, count: int) -> np.ndarray:
@@ -39,7 +38,7 @@ def make_grid_action(config, workdir: str, model: unet_lib.UNet, schedule, data:
     samples = np.asarray(sampler(params, keys, cond, unet_lib.null_cond(params)).samples)
     if jax.process_index() == 0:
       from mrixai_jax.report import figures  # pylint: disable=g-import-not-at-top
-      figures.sample_grid(os.path.join(workdir, GRID_SUBDIR, f"step_{step:07d}.png"), samples, labels, real)
+      figures.sample_grid(os.path.join(workdir, workdir_lib.TRAIN_SAMPLES_SUBDIR, f"step_{step:07d}.png"), samples, labels, real)
 
   return loop.Action(int(t.sample_every), write)
 

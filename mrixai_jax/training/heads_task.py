@@ -25,6 +25,7 @@ import numpy as np
 from absl import logging
 import optax
 
+from mrixai_jax import workdir as workdir_lib
 from mrixai_jax.explain import push
 from mrixai_jax.models import proto_heads as ph
 from mrixai_jax.models import prototypes as pm
@@ -38,16 +39,8 @@ PHASES = ("warm", "joint", "last_layer")
 DECAYED_GROUPS = ("backbone", "add_on")  # coupled L2 on these (the originals' weight_decay)
 
 
-HEADS_SUBDIR = "heads"
-
-
-def head_subdir(kind: str) -> str:
-  """`heads/<kind>`: where a head's outputs go, relative to the workdir."""
-  return os.path.join(HEADS_SUBDIR, kind)
-
-
 def head_dir(workdir: str, kind: str) -> str:
-  return os.path.join(workdir, head_subdir(kind))
+  return os.path.join(workdir, workdir_lib.head_subdir(kind))
 
 
 def phase_bounds(train) -> tuple:
@@ -191,7 +184,8 @@ def _build(config, workdir: str, data=None, pretrained: bool = True) -> tuple:
       phases=phases(train, steps_per_epoch), hooks=(prepare_inputs, _push_hook(model, heads, data, out_dir, bounds[1])),
       make_inputs=make_inputs, init_args=(lpips_vgg.pretrained_backbone(model) if pretrained else None,),
       extras={"pushed": jnp.zeros((), jnp.int32)}, line_metrics=LINE_METRICS,
-      checkpoint_subdir=os.path.join(head_subdir(heads.kind), CHECKPOINTS), log_subdir=os.path.join(head_subdir(heads.kind), LOGS))
+      checkpoint_subdir=os.path.join(workdir_lib.head_subdir(heads.kind), CHECKPOINTS),
+      log_subdir=os.path.join(workdir_lib.head_subdir(heads.kind), LOGS))
   return task, model
 
 
@@ -219,5 +213,6 @@ def load(config, workdir: str, kind: str, image_size: int):
   with heads.unlocked():
     heads.kind = kind
   model = pm.build_model(heads, image_size)
-  params, _ = checkpoint_lib.load_inference_params(workdir, os.path.join(head_subdir(kind), CHECKPOINTS), tree="params")
+  params, _ = checkpoint_lib.load_inference_params(workdir, os.path.join(workdir_lib.head_subdir(kind), CHECKPOINTS),
+                                                   tree="params")
   return model, jax.device_get(params), push.load_record(head_dir(workdir, kind))

@@ -45,6 +45,7 @@ from absl import logging
 
 from mrixai_jax import progress
 from mrixai_jax import sharding
+from mrixai_jax import workdir as workdir_lib
 from mrixai_jax.data.pipeline import BatchIterator
 from mrixai_jax.training import checkpoint as checkpoint_lib
 from mrixai_jax.training import interrupts
@@ -222,7 +223,7 @@ def run(task: Task, workdir: str, mesh=None, stop_at: Optional[int] = None) -> s
   if latest is not None:
     inputs.set_state(position)
     logging.info("%s: resumed from step %d (%s)", name, latest, checkpoints.directory)
-  writer = metric_writers.create_default_writer(os.path.join(workdir, task.log_subdir or os.path.join("logs", name)),
+  writer = metric_writers.create_default_writer(os.path.join(workdir, task.log_subdir or os.path.join(workdir_lib.LOGS_SUBDIR, name)),
                                                 just_logging=jax.process_index() > 0, asynchronous=False)
   train_steps = {}  # phase name -> compiled step, built when the phase first runs
   first = step = int(state.step)

@@ -32,20 +32,6 @@ TRAJECTORY_ROWS = 4
 MASK_SUFFIXES = (".png", ".npy")
 
 
-class Progress:
-  """Prints `sample: done/total images  rate img/s  ETA` lines to stderr."""
-
-  def __init__(self, total: int, stream=None):
-    self._total, self._stream = total, stream or sys.stderr
-    self._start = time.perf_counter()
-
-  def update(self, done: int) -> None:
-    elapsed = time.perf_counter() - self._start
-    rate = done / elapsed if elapsed > 0 else 0.0
-    eta = progress.format_duration((self._total - done) / rate) if rate > 0 else "?"
-    print(f"sample: {done}/{self._total} images  {rate:.2f} img/s  ETA {eta}", file=self._stream, flush=True)
-
-
 # ---------------------------------------------------------------- masks
 def load_mask_folder(folder, image_size: int) -> tuple:
   """Label maps `[M, S, S]` uint8 and their file names from the PNG/NPY files of `folder`, sorted by name.
@@ -95,10 +81,9 @@ def select_masks(config, workdir: str, masks_path=None) -> dict:
 
 
 # ---------------------------------------------------------------- sampling
-def sample_images(sampler, params, labels: np.ndarray, seed: int, batch_size: int, null_cond=0.0,
-                  progress: Progress = None) -> dict:
+def sample_images(sampler, params, labels: np.ndarray, seed: int, batch_size: int, null_cond=0.0) -> dict:
   """Runs `sampler`, bound once to `params` (`Sampler.bind`), over `labels [N,S,S]` in batches of
-  `batch_size` (the last one padded).
+  `batch_size` (the last one padded), with `progress.batch_slices`' lines ("sample: done/N images").
 
   Returns numpy `samples`, `finite`, `trajectory_xt`, `trajectory_eps_norm`, `trajectory_x0` (`[N, ...]`).
   """
@@ -111,13 +96,11 @@ def sample_images(sampler, params, labels: np.ndarray, seed: int, batch_size: in
   num = len(labels)
   parts = []
   sample = sampler.bind(params)
-  for start in range(0, num, batch_size):
-    rows = np.arange(start, start + batch_size) % num  # pad the last batch by wrapping around
-    out = sample(sampling.image_keys(key, start, batch_size), one_hot_labels(jnp.asarray(labels[rows])), null_cond)
-    count = min(batch_size, num - start)
-    parts.append({k: np.asarray(v)[:count] for k, v in out._asdict().items()})
-    if progress is not None:
-      progress.update(start + count)
+  for batch in progress.batch_slices(num, batch_size, "sample"):
+    rows = np.arange(batch.start, batch.start + batch_size) % num  # pad the last batch by wrapping around
+    out = sample(sampling.image_keys(key, batch.start, batch_size), one_hot_labels(jnp.asarray(labels[rows])),
+                 null_cond)
+    parts.append({k: np.asarray(v)[:batch.stop - batch.start] for k, v in out._asdict().items()})
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -131,10 +114,11 @@ def apply_overrides(config, **overrides) -> None:
       config.sample[names[flag]] = value
 
 
-def sample_from_checkpoint(config, workdir: str, labels: np.ndarray, show_progress: bool = False) -> dict:
+def sample_from_checkpoint(config, workdir: str, labels: np.ndarray, announce: bool = False) -> dict:
   """Samples one image per label map `labels [N,S,S]` from the latest EMA checkpoint in `workdir`
   with the config's sampler (`config.sample`, `diffusion.prediction`).
 
+  announce: print one line saying what runs (images, sampler, steps, checkpoint, devices).
   Returns `sample_images`' arrays plus `sampler` (the `Sampler`), `checkpoint_step` and `seconds`.
   Raises UserError without a checkpoint, ConfigError for an impossible sampler setting.
   """
@@ -160,12 +144,11 @@ def sample_from_checkpoint(config, workdir: str, labels: np.ndarray, show_progre
                                            image_channels=int(config.model.out_channels), mesh=mesh)
   except ValueError as e:
     raise ConfigError(f"config.sample: {e}") from None
-  if show_progress:
+  if announce:
     print(f"sample: {len(labels)} images, {s.sampler} with {sampler.plan.num_steps} steps, "
           f"checkpoint step {step}, {jax.device_count()} device(s)", file=sys.stderr, flush=True)
   start = time.perf_counter()
-  result = sample_images(sampler, params, labels, int(s.seed), int(s.batch_size),
-                         unet_lib.null_cond(params), Progress(len(labels)) if show_progress else None)
+  result = sample_images(sampler, params, labels, int(s.seed), int(s.batch_size), unet_lib.null_cond(params))
   return dict(result, sampler=sampler, checkpoint_step=step, seconds=time.perf_counter() - start)
 
 
@@ -176,7 +159,7 @@ def run(config, workdir: str, masks_path=None) -> dict:
     raise ConfigError(f"config.sample.num_samples: must be positive, got {s.num_samples}")
   out_dir = pathlib.Path(workdir) / workdir_lib.SAMPLES_SUBDIR
   masks = select_masks(config, workdir, masks_path)  # validate inputs before the expensive parts
-  result = sample_from_checkpoint(config, workdir, masks["labels"], show_progress=True)
+  result = sample_from_checkpoint(config, workdir, masks["labels"], announce=True)
   sampler, step, seconds = result.pop("sampler"), result.pop("checkpoint_step"), result.pop("seconds")
 
   nonfinite = np.nonzero(~result.pop("finite"))[0]

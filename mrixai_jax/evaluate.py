@@ -21,16 +21,9 @@ from mrixai_jax import atomic
 from mrixai_jax import errors
 from mrixai_jax import progress
 from mrixai_jax import workdir as workdir_lib
+from mrixai_jax.explain import statistics
 from mrixai_jax.pretrained import cache
 from mrixai_jax.report import quality_tables
-
-
-
-def _mean_sd(values) -> dict:
-  v = np.asarray(values, np.float64)
-  if v.size == 0:
-    return {"mean": None, "sd": None}
-  return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else None}
 
 
 def _batched(name: str, fn, a, b, batch_size: int) -> np.ndarray:
@@ -50,29 +43,30 @@ def _set_distance(name: str, compute) -> tuple:
 def paired_metrics(a, b, config) -> dict:
   """Per-image PSNR, SSIM, LPIPS of `a` against `b` (`[N, H, W, 1]` in [-1, 1]): `{name: [N]}`."""
   from mrixai_jax import metrics  # pylint: disable=g-import-not-at-top
-  q = config.metrics
-  batch = int(q.batch_size)
+  metrics_cfg = config.metrics
+  batch = int(metrics_cfg.batch_size)
   a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
   return {"psnr": _batched("PSNR", metrics.psnr, a, b, batch),
           "ssim": _batched("SSIM", metrics.ssim, a, b, batch),
-          "lpips": _batched("LPIPS", lambda x, y: metrics.lpips(x, y, lin_source=q.lpips_lin_source), a, b, batch)}
+          "lpips": _batched("LPIPS", lambda x, y: metrics.lpips(x, y, lin_source=metrics_cfg.lpips_lin_source), a, b,
+                            batch)}
 
 
 def set_distances(real, fake, config) -> tuple:
   """`({"fid", "fd_vgg"}: float | None, {name: error text})` between two image sets, as
   `config.metrics` enables them; a missing weight file leaves that one None with its reason."""
   from mrixai_jax.metrics import frechet  # pylint: disable=g-import-not-at-top
-  q = config.metrics
-  batch = int(q.batch_size)
+  metrics_cfg = config.metrics
+  batch = int(metrics_cfg.batch_size)
   values, errs = {"fid": None, "fd_vgg": None}, {}
   if len(real) < 2 or len(fake) < 2:
     reason = "a Fréchet distance needs at least 2 images per set"
-    return values, {name: reason for name, on in (("fid", q.fid), ("fd_vgg", q.fd_vgg)) if on}
-  if q.fid:
+    return values, {name: reason for name, on in (("fid", metrics_cfg.fid), ("fd_vgg", metrics_cfg.fd_vgg)) if on}
+  if metrics_cfg.fid:
     values["fid"], errs["fid"] = _set_distance("FID", lambda: frechet.fid(real, fake, batch_size=batch))
-  if q.fd_vgg:
+  if metrics_cfg.fd_vgg:
     values["fd_vgg"], errs["fd_vgg"] = _set_distance(
-        "FD-VGG", lambda: frechet.fd_vgg(real, fake, batch_size=batch, layer=q.fd_vgg_layer))
+        "FD-VGG", lambda: frechet.fd_vgg(real, fake, batch_size=batch, layer=metrics_cfg.fd_vgg_layer))
   return values, {k: v for k, v in errs.items() if v}
 
 
@@ -86,23 +80,23 @@ def compute_table(samples, counterparts, labels, config) -> dict:
   """
   from mrixai_jax.metrics import intensity, overlap, segmenter  # pylint: disable=g-import-not-at-top
 
-  q = config.metrics
+  metrics_cfg = config.metrics
   samples = np.asarray(samples, np.float32)
   per_image, errs = {}, {}
   if counterparts is not None:
     counterparts = np.asarray(counterparts, np.float32)
     per_image.update(paired_metrics(samples, counterparts, config))
-  masks = segmenter.segment_batch(samples, segmenter.params_from_config(q))
+  masks = segmenter.segment_batch(samples, segmenter.params_from_config(metrics_cfg))
   per_image["dice"] = overlap.dice(masks, np.asarray(labels) > 0)
   table = {"n": int(len(samples))}
   for name in ("psnr", "ssim", "lpips", "dice"):
-    table[name] = _mean_sd(per_image.get(name, []))
+    table[name] = statistics.mean_sd(per_image.get(name, []))
   table["fid"] = table["fd_vgg"] = None
   if counterparts is not None:
     distances, errs = set_distances(counterparts, samples, config)
     table.update(distances)
     table["intensity"] = intensity.intensity_table(samples, counterparts, labels)
-    table["air"] = intensity.air_statistics(samples, counterparts, float(q.air_threshold))
+    table["air"] = intensity.air_statistics(samples, counterparts, float(metrics_cfg.air_threshold))
   table["per_image"] = {k: [float(x) for x in v] for k, v in per_image.items()}
   table["errors"] = errs
   return table
@@ -120,7 +114,7 @@ def quality_references(counterparts, patient_ids, slice_indices, config, workdir
   seed = int(config.metrics.reference_seed)
   counterparts = np.asarray(counterparts, np.float32)
   partners = references.shuffled_pairs(patient_ids, slice_indices, seed)
-  out = {"shuffled_real": {k: _mean_sd(v) for k, v in
+  out = {"shuffled_real": {k: statistics.mean_sd(v) for k, v in
                            paired_metrics(counterparts[partners], counterparts, config).items()}}
   train = pipeline.load_split(config.data, "train", str(workdir))
   out["real_vs_real"], errs = set_distances(
@@ -130,23 +124,19 @@ def quality_references(counterparts, patient_ids, slice_indices, config, workdir
     out["real_vs_real"]["errors"] = errs
   if config.data.name == "breast_phantom":
     oracle = references.noise_oracle(patient_ids, slice_indices, config.data, noise_seed=seed + 1)
-    out["noise_oracle"] = {k: _mean_sd(v) for k, v in paired_metrics(oracle, counterparts, config).items()}
+    out["noise_oracle"] = {k: statistics.mean_sd(v) for k, v in paired_metrics(oracle, counterparts, config).items()}
   return out
 
 
 def markdown(table: dict, source: str) -> str:
   """Table 1 as Markdown."""
-  num, _fmt = quality_tables.number, quality_tables.mean_sd
   lines = [
       "# Image quality (Table 1)", "",
       f"{table['n']} samples from `{source}`. PSNR/SSIM/LPIPS: each sample vs its real counterpart, "
       "mean ± SD (sample SD over images); FID (InceptionV3 pool3) and FD-VGG (VGG16 features, "
       "spatial mean) between the sets; Dice: classical breast segmentation of each sample vs its "
       "conditioning mask (labels > 0).", "",
-      "| N | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | FID ↓ | FD-VGG ↓ | Dice ↑ |",
-      "|---|---|---|---|---|---|---|",
-      f"| {table['n']} | {_fmt(table['psnr'], 2)} | {_fmt(table['ssim'], 4)} | {_fmt(table['lpips'], 4)} "
-      f"| {num(table['fid'], 2)} | {num(table['fd_vgg'], 2)} | {_fmt(table['dice'], 4)} |",
+      *quality_tables.table_1(table, table["n"]),
   ]
   lines += quality_tables.reference_and_intensity_lines(table)
   for name, text in table.get("errors", {}).items():

@@ -4,10 +4,12 @@ import numpy as np
 
 
 def mean_sd(values) -> dict:
-  """`{"mean", "sd"}` of a 1-D sample (SD with ddof = 1; 0 for a single value)."""
+  """`{"mean", "sd"}` of a 1-D sample: sample SD (ddof = 1), None where undefined (one value; both
+  None for none), so tables print "n/a" rather than a made-up 0."""
   values = np.asarray(values, np.float64).ravel()
-  sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
-  return {"mean": float(values.mean()), "sd": sd}
+  if values.size == 0:
+    return {"mean": None, "sd": None}
+  return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if values.size > 1 else None}
 
 
 def bootstrap_ci(values, num_resamples: int, seed: int, level: float = 0.95) -> list:

@@ -15,6 +15,16 @@ def mean_sd(stat: dict, digits: int) -> str:
   return f"{stat['mean']:.{digits}f}{sd}"
 
 
+def table_1(stats: dict, n=None) -> list:
+  """Markdown lines of Table 1 from `psnr`, `ssim`, `lpips`, `dice` ({"mean", "sd"}) and `fid`, `fd_vgg`
+  (float or None) in `stats`; with `n`, a first column with the number of samples."""
+  n_head, n_rule, n_cell = ("| N ", "|---", f"| {n} ") if n is not None else ("", "", "")
+  return [f"{n_head}| PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | FID ↓ | FD-VGG ↓ | Dice ↑ |",
+          f"{n_rule}|---|---|---|---|---|---|",
+          f"{n_cell}| {mean_sd(stats['psnr'], 2)} | {mean_sd(stats['ssim'], 4)} | {mean_sd(stats['lpips'], 4)} "
+          f"| {number(stats['fid'], 2)} | {number(stats['fd_vgg'], 2)} | {mean_sd(stats['dice'], 4)} |"]
+
+
 def reference_and_intensity_lines(table: dict) -> list:
   """Markdown lines: the references table (when `table` has "quality_reference"), the per-tissue
   intensity table and the air noise line (when it has "intensity" / "air")."""

@@ -63,9 +63,7 @@ def render_markdown(report: dict, figures: dict) -> str:
   q = report["quality"]
   lines = ["# mrixai-jax study report", "",
            "## Table 1 — image quality of generated slices vs their real counterparts", "",
-           "| PSNR (dB) | SSIM | LPIPS | FID | FD-VGG | Dice |", "|---|---|---|---|---|---|",
-           f"| {_pm(q['psnr'], 2)} | {_pm(q['ssim'])} | {_pm(q['lpips'])} | {_fmt(report['fid'], 2)} "
-           f"| {_fmt(report['fd_vgg'], 2)} | {_pm(report['dice'])} |",
+           *quality_tables.table_1(dict(report, **q)),
            *quality_tables.reference_and_intensity_lines(report), "",
            "## Faithfulness F = Σ_j NIS_j · ρ_j per method", "",
            "| method | F mean ± SD | 95% CI (bootstrap) | F, random prototypes | deletion drop: top "

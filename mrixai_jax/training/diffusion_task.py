@@ -55,10 +55,12 @@ def build(config, workdir: str, data=None) -> loop.Task:
     raise ValueError(f"diffusion data: need image [N,S,S,1] and labels [N,S,S], got {image} and {labels}")
   model = unet_lib.build_model(config)
   schedule = schedule_lib.from_config(config.diffusion)
-  f = config.diffusion
-  weights = None if f.loss_weighting == "uniform" else parameterization.loss_weights(
-      f.prediction, f.loss_weighting, schedule.alphas_cumprod, float(f.min_snr_gamma))
-  loss_options = {"p_uncond": float(f.p_uncond), "prediction": f.prediction, "weights": weights}
+  diffusion_cfg = config.diffusion
+  weights = None if diffusion_cfg.loss_weighting == "uniform" else parameterization.loss_weights(
+      diffusion_cfg.prediction, diffusion_cfg.loss_weighting, schedule.alphas_cumprod,
+      float(diffusion_cfg.min_snr_gamma))
+  loss_options = {"p_uncond": float(diffusion_cfg.p_uncond), "prediction": diffusion_cfg.prediction,
+                  "weights": weights}
   size = data["image"].shape[1:3]
 
   def init_params(key):

@@ -1,4 +1,5 @@
-"""The prototype-head task for the training loop (`train.py --config.task=heads`): warm → joint → push → last layer.
+"""The prototype-head task for the training loop (`train.py --config.task=heads`): warm → joint →
+push → last layer.
 
 Phases follow the originals (prototypes.md §2.3, §4.5) in steps: `heads.train.warm_steps` with only
 the add-on, prototypes (and ProtoPool's assignment logits) trained; then joint training (plus the
@@ -180,7 +181,8 @@ def _build(config, workdir: str, data=None, pretrained: bool = True) -> tuple:
 
   task = loop.Task(
       name=name, train_config=train, config_section="heads.train", data=data,
-      init_params=functools.partial(pm.init_params, model), loss_fn=_loss_fn(model, heads, class_weight, steps_per_epoch),
+      init_params=functools.partial(pm.init_params, model),
+      loss_fn=_loss_fn(model, heads, class_weight, steps_per_epoch),
       phases=phases(train, steps_per_epoch), hooks=(prepare_inputs, _push_hook(model, heads, data, out_dir, bounds[1])),
       make_inputs=make_inputs, init_args=(lpips_vgg.pretrained_backbone(model) if pretrained else None,),
       extras={"pushed": jnp.zeros((), jnp.int32)}, line_metrics=LINE_METRICS,

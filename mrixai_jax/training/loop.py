@@ -138,7 +138,8 @@ def make_train_step(task: Task, phase: Phase, mesh):
     (loss, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
     updates, opt_state = phase.optimizer.update(grads, state.opt_state[phase.name], state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads), finite=interrupts.all_finite(loss, grads, params))
+    metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads),
+                   finite=interrupts.all_finite(loss, grads, params))
     if phase.learning_rate is not None:
       metrics["learning_rate"] = phase.learning_rate(state.step)
     ema = state.ema_params
@@ -223,8 +224,8 @@ def run(task: Task, workdir: str, mesh=None, stop_at: Optional[int] = None) -> s
   if latest is not None:
     inputs.set_state(position)
     logging.info("%s: resumed from step %d (%s)", name, latest, checkpoints.directory)
-  writer = metric_writers.create_default_writer(os.path.join(workdir, task.log_subdir or os.path.join(workdir_lib.LOGS_SUBDIR, name)),
-                                                just_logging=jax.process_index() > 0, asynchronous=False)
+  log_dir = os.path.join(workdir, task.log_subdir or os.path.join(workdir_lib.LOGS_SUBDIR, name))
+  writer = metric_writers.create_default_writer(log_dir, just_logging=jax.process_index() > 0, asynchronous=False)
   train_steps = {}  # phase name -> compiled step, built when the phase first runs
   first = step = int(state.step)
   window = metric_window.MetricWindow(step, num_steps)

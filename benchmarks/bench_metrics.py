@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """LPIPS-VGG and SSIM throughput against the official `lpips` (PyTorch) and scikit-image.
 
-  python benchmarks/bench_metrics.py [--quick] [--json PATH] [--rounds N]
+  python -m benchmarks.bench_metrics [--quick] [--json PATH] [--rounds N]
 
 Runs the `lpips_256_b8` and `ssim_256_b8` workloads of `benchmarks/run.py` (same harness: the
 outputs of both sides are compared before anything is timed, both run in the same session, a
@@ -10,14 +10,9 @@ linear layers and our VGG16 trunk weights copied in; where torchvision is missin
 `vgg16().features` layer list is declared by a stand-in (see benchmarks/reference_torch.py).
 """
 
-import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)
-
-from benchmarks import run  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import run
 
 WORKLOADS = ("lpips_256_b8", "ssim_256_b8")
 

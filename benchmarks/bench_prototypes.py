@@ -5,7 +5,7 @@ the ReLU clamp) followed by log similarity and min-pooling — what every head r
 GFLOP/s is compared with (a) `jnp.dot` on the same [cells, D] × [D, P] product and (b) a large
 square `jnp.dot` (the machine's practical matmul peak). Prints a table; `--json PATH` also writes it.
 
-Usage: python benchmarks/bench_prototypes.py [--repeats 20] [--json out.json]
+Usage: python -m benchmarks.bench_prototypes [--repeats 20] [--json out.json]
 """
 
 import argparse
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import common
+from benchmarks import common
 from mrixai_jax.models import proto_engine as pe
 
 # (name, batch, cells per side, prototype dim D, prototypes P)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sampling throughput (images/s) of `mrixai_jax.diffusion.sampling.Sampler` with the real UNet.
 
-  python benchmarks/bench_sampling.py [--quick] [--only ddim50_demo,...] [--rounds N] [--batch B] [--json PATH]
+  python -m benchmarks.bench_sampling [--quick] [--only ddim50_demo,...] [--rounds N] [--batch B] [--json PATH]
 
 Workloads: DDIM-50 and DDPM-1000 at the demo size (configs/demo.py: 64², small UNet) and the paper
 size (configs/default.py: 256², 113.7 M-parameter UNet), random weights, sharded over all devices
@@ -16,23 +16,18 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jax  # noqa: E402  pylint: disable=g-import-not-at-top
-import jax.numpy as jnp  # noqa: E402  pylint: disable=g-import-not-at-top
-import numpy as np  # noqa: E402  pylint: disable=g-import-not-at-top
-
-from configs import default, demo  # noqa: E402  pylint: disable=g-import-not-at-top
-from mrixai_jax import sharding  # noqa: E402  pylint: disable=g-import-not-at-top
-from mrixai_jax.diffusion import sampling  # noqa: E402  pylint: disable=g-import-not-at-top
-from mrixai_jax.diffusion import schedule as schedule_lib  # noqa: E402  pylint: disable=g-import-not-at-top
-from mrixai_jax.diffusion.conditioning import one_hot_labels  # noqa: E402  pylint: disable=g-import-not-at-top
-from mrixai_jax.models import unet as unet_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from configs import default, demo
+from mrixai_jax import sharding
+from mrixai_jax.diffusion import sampling
+from mrixai_jax.diffusion import schedule as schedule_lib
+from mrixai_jax.diffusion.conditioning import one_hot_labels
+from mrixai_jax.models import unet as unet_lib
 
 # name -> (config module, sampler, DDIM steps, default batch)
 WORKLOADS = {

@@ -12,22 +12,19 @@ Rows (each pair alternates over rounds after an idle gap; medians, speed-up = pl
             batch 8, the batch sharded over the devices; run with
             XLA_FLAGS=--xla_force_host_platform_device_count=2 for the host devices of sample.py).
 
-  python benchmarks/constant_weights.py [--rounds 4] [--only lpips,fd_vgg,fid,ddim] [--gap 0.3]
+  python -m benchmarks.constant_weights [--rounds 4] [--only lpips,fd_vgg,fid,ddim] [--gap 0.3]
 """
 
 import argparse
 import importlib
 import os
 import statistics
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 lpips_lib = importlib.import_module("mrixai_jax.metrics.lpips")  # the package attribute is the function
 
@@ -110,7 +107,7 @@ def main():
   ap.add_argument("--gap", type=float, default=0.3)
   ap.add_argument("--only", default=",".join(ROWS))
   args = ap.parse_args()
-  print(f"| comparison | plain ms | library ms | speed-up (min–max) |\n|---|---|---|---|", flush=True)
+  print("| comparison | plain ms | library ms | speed-up (min–max) |\n|---|---|---|---|", flush=True)
   for key in args.only.split(","):
     for label, plain, library in ROWS[key]():
       p, q, ratios = compare(plain, library, args.rounds, args.gap)

@@ -5,20 +5,16 @@ against one im2col matmul: dW = patches(x)ᵀ · dy with patches `[B·H·W, 9·C
 copies of the zero-padded input, concatenated; `conv_general_dilated_patches` is itself a slow
 convolution here).
 
-  python benchmarks/conv_grad_variants.py [--reps 10]
+  python -m benchmarks.conv_grad_variants [--reps 10]
 """
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-import common  # noqa: E402
+from benchmarks import common
 
 DN = ("NHWC", "HWIO", "NHWC")
 # (H = W, C_in, C_out) of 3x3 convolutions in configs/demo.py's UNet (64² input)

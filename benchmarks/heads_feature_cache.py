@@ -7,32 +7,29 @@ batch 16, ProtoPNet, backbone frozen).
 Rows alternate over rounds (one call per round after `--gap` s idle; medians, speed-up = images /
 cached); the cache row is what `TrainInputs` pays once per fixed stretch.
 
-  python benchmarks/heads_feature_cache.py [--rounds 10] [--images 420] [--gap 0.3]
+  python -m benchmarks.heads_feature_cache [--rounds 10] [--images 420] [--gap 0.3]
 """
 
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mrixai_jax import xla_flags  # noqa: E402
+from mrixai_jax import xla_flags
 
 xla_flags.configure(64, ())  # as train.py / explain.py on the demo config
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from benchmarks import common  # noqa: E402
-from configs import demo  # noqa: E402
-from mrixai_jax import sharding  # noqa: E402
-from mrixai_jax.data import phantom  # noqa: E402
-from mrixai_jax.models import prototypes as pm  # noqa: E402
-from mrixai_jax.pretrained import lpips_vgg  # noqa: E402
-from mrixai_jax.training import feature_cache, heads_task, loop  # noqa: E402
+from benchmarks import common
+from configs import demo
+from mrixai_jax import sharding
+from mrixai_jax.data import phantom
+from mrixai_jax.models import prototypes as pm
+from mrixai_jax.pretrained import lpips_vgg
+from mrixai_jax.training import feature_cache, heads_task, loop
 
 
 class _Steps:
@@ -69,7 +66,7 @@ def main():
            "cached": _Steps(task, {"trunk": trunk, "labels": labels}, mesh)}
   times = common.alternating_rounds(steps, args.rounds, gap=args.gap)
   ratios = [a / b for a, b in zip(times["images"], times["cached"])]
-  print(f"| comparison | images ms | cached ms | speed-up (min–max) |\n|---|---|---|---|")
+  print("| comparison | images ms | cached ms | speed-up (min–max) |\n|---|---|---|---|")
   print(f"| heads train step, {batch_size} images of {size}² | {statistics.median(times['images']) * 1e3:.1f} | "
         f"{statistics.median(times['cached']) * 1e3:.1f} | {statistics.median(ratios):.1f} "
         f"({min(ratios):.1f}–{max(ratios):.1f}) |", flush=True)

@@ -8,7 +8,7 @@ difference, 1x1 linear layer, spatial mean) per tap; prints ms, GFLOP/s (2 per m
 the share of the summed per-layer time. Then the whole `metrics.lpips` with VGG16 run over
 `--pairs-per-step` pairs at a time (alternating rounds; speed-up per round against the whole batch).
 
-  python benchmarks/lpips_layers.py [--reps 3] [--batch 8] [--size 256] [--pairs-per-step 1,2,4,8]
+  python -m benchmarks.lpips_layers [--reps 3] [--batch 8] [--size 256] [--pairs-per-step 1,2,4,8]
 """
 
 import argparse
@@ -16,18 +16,15 @@ import functools
 import importlib
 import os
 import statistics
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+from benchmarks import common
 
-import common  # noqa: E402
-
-from mrixai_jax.models import vgg  # noqa: E402
+from mrixai_jax.models import vgg
 
 lpips_lib = importlib.import_module("mrixai_jax.metrics.lpips")  # the package attribute is the function
 

@@ -8,32 +8,30 @@ mean difference, air noise ratio, PSNR, SSIM and FD-VGG against the real counter
   python train.py --config=configs/demo.py --workdir=W --config.diffusion.prediction=eps \\
       --config.diffusion.zero_terminal_snr=False --config.diffusion.loss_weighting=uniform \\
       --config.sample.timestep_spacing=leading --config.data.phantom_slices_per_patient=10
-  python benchmarks/offset_diagnosis.py W
+  python -m benchmarks.offset_diagnosis W
 """
 
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mrixai_jax import xla_flags  # noqa: E402
+from mrixai_jax import xla_flags
 
 xla_flags.configure(64, ())
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import orbax.checkpoint as ocp  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
 
-from benchmarks import recipe_ablation  # noqa: E402
-from mrixai_jax import metrics  # noqa: E402
-from mrixai_jax.data import pipeline  # noqa: E402
-from mrixai_jax.diffusion import parameterization, sampling  # noqa: E402
-from mrixai_jax.diffusion import schedule as schedule_lib  # noqa: E402
-from mrixai_jax.diffusion.conditioning import one_hot_labels  # noqa: E402
-from mrixai_jax.metrics import frechet, intensity  # noqa: E402
-from mrixai_jax.models import unet as unet_lib  # noqa: E402
-from mrixai_jax.training import checkpoint  # noqa: E402
+from benchmarks import recipe_ablation
+from mrixai_jax import metrics
+from mrixai_jax.data import pipeline
+from mrixai_jax.diffusion import parameterization, sampling
+from mrixai_jax.diffusion import schedule as schedule_lib
+from mrixai_jax.diffusion.conditioning import one_hot_labels
+from mrixai_jax.metrics import frechet, intensity
+from mrixai_jax.models import unet as unet_lib
+from mrixai_jax.training import checkpoint
 
 NUM_IMAGES = 32
 AIR = -0.8

@@ -141,25 +141,26 @@ class TrainStep(_UnetWorkload):
     return {"check": compare(ours_leaves, ref_leaves, rtol=self.spec["rtol"])}
 
   def _library_step(self, params):
-    """The training loop's own jitted step (state donated) with our state holding `params`."""
+    """The training loop's own jitted step (state donated) on its own initial state, with `params`."""
     task_lib = _library("mrixai_jax.training.diffusion_task")
     loop = _library("mrixai_jax.training.loop")
-    state_lib = _library("mrixai_jax.training.state")
     sharding = _library("mrixai_jax.sharding")
     config = ml_collections.ConfigDict({k: self.spec[k] for k in ("model", "diffusion", "train")})
     config.data = {"prefetch": 0}
+    config.train.num_steps = max(int(config.train.num_steps), 1)
     rng = np.random.default_rng(self.spec["seed"] + 2)
     b, s = self.spec["batch"], self.spec["size"]
     data = {"image": rng.uniform(-1, 1, (b, s, s, 1)).astype(np.float32),
             "labels": rng.integers(0, 4, (b, s, s)).astype(np.uint8)}
     task = task_lib.build(config, workdir="", data=data)
-    phase, = loop.default_phases(config.train, max(int(config.train.num_steps), 1))
+    phases = loop.resolve_phases(task)
     mesh = sharding.make_mesh()
-    state = state_lib.create(params, {phase.name: phase.optimizer.init(params)}, jax.random.PRNGKey(self.spec["seed"]))
-    state = jax.device_put(state, sharding.replicated(mesh))
+    state = loop.init_state(task, phases, mesh)
+    placed = jax.device_put(params, sharding.replicated(mesh))
+    ema = None if state.ema_params is None else jax.tree_util.tree_map(jnp.copy, placed)
+    state = state.replace(params=placed, ema_params=ema)
     batch = jax.device_put(data, sharding.batch_sharding(mesh))
-    step = loop.make_train_step(task, phase, mesh)
-    return step, state, batch
+    return loop.make_train_step(task, phases[0], mesh), state, batch
 
   def __call__(self):
     self.state, metrics = self.step(self.state, self.batch)

@@ -9,25 +9,22 @@ the variant runs (2.0 = both cores busy). Second table: the kernels on a differe
 per call (16 batches of 8 MB cycled, as a push over a dataset reads them) instead of one batch
 that stays in the caches.
 
-  python benchmarks/proto_kernel_variants.py [--rounds 5] [--reps 20]
+  python -m benchmarks.proto_kernel_variants [--rounds 5] [--reps 20]
 """
 
 import argparse
 import functools
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+from benchmarks import common
 
-import common  # noqa: E402
-
-from mrixai_jax.models import proto_engine  # noqa: E402
+from mrixai_jax.models import proto_engine
 
 HIGHEST = jax.lax.Precision.HIGHEST
 

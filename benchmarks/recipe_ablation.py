@@ -4,7 +4,7 @@ same data) once per recipe, samples the same test masks with DDIM-50 and DPM-Sol
 20 steps, and prints a table of image quality against the real counterparts (per-tissue mean
 offset, air noise, PSNR, SSIM, LPIPS, FD-VGG) with the training and sampling times.
 
-  python benchmarks/recipe_ablation.py [--workdir runs/ablation] [--recipes eps,v_ztsnr]
+  python -m benchmarks.recipe_ablation [--workdir runs/ablation] [--recipes eps,v_ztsnr]
       [--json docs/ablation/recipes.json] [--markdown docs/ablation/recipes.md]
 
 Each recipe trains in `WORKDIR/<recipe>` (an existing checkpoint is reused, so an interrupted
@@ -18,16 +18,13 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mrixai_jax import xla_flags  # noqa: E402
+from mrixai_jax import xla_flags
 
 xla_flags.configure(64, ())  # as train.py on the demo config
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
 
-from configs import demo  # noqa: E402
+from configs import demo
 
 RECIPES = {  # name -> config overrides on configs/demo.py (dotted keys)
     "eps": {"diffusion.prediction": "eps"},

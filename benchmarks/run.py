@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Throughput of mrixai-jax against its PyTorch / numpy / scikit-image peers, in one run.
 
-  python benchmarks/run.py [--quick] [--json PATH] [--rounds N] [--only NAME,...]
+  python -m benchmarks.run [--quick] [--json PATH] [--rounds N] [--only NAME,...]
                            [--precision fp32|mixed] [--device auto|cpu|gpu] [--lpips-trunk imagenet|random]
 
 Long-lived worker processes, ours (JAX; one per set of library XLA:CPU flags, which depend on the
@@ -33,16 +33,11 @@ import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)
-
-from benchmarks import common  # noqa: E402  pylint: disable=g-import-not-at-top
-from benchmarks import specs  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import common
+from benchmarks import specs
 
 
 def parse_args(argv):

@@ -4,7 +4,7 @@ and (SDE-)DPM-Solver++(2M) with and without Karras sigmas at several step counts
 and initial noise, FD-VGG / PSNR / SSIM, air noise ratio and the largest per-tissue mean offset
 against the real counterparts, plus the seed-to-seed spread of chosen rows (other seeds).
 
-  python benchmarks/sampler_steps.py --workdir runs/demo [--config configs/demo.py | --recipe v_ztsnr] [--num 90]
+  python -m benchmarks.sampler_steps --workdir runs/demo [--config configs/demo.py | --recipe v_ztsnr] [--num 90]
       [--variants ddim,...] [--steps 10,20,50] [--spread ddim:50,...] [--figure docs/images/quality_vs_steps.png] [--json PATH] [--markdown PATH]
 
 The masks are the first `--num` distinct slices of `sample.split` (all of them when fewer).
@@ -12,17 +12,13 @@ The masks are the first `--num` distinct slices of `sample.split` (all of them w
 
 import argparse
 import json
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mrixai_jax import xla_flags  # noqa: E402
+from mrixai_jax import xla_flags
 
 xla_flags.configure(64, ())  # as sample.py on the demo config (one device: no host-device split)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 VARIANTS = {  # name -> sample.* settings on top of the config's
     "ddim": {"sample.sampler": "ddim", "sample.eta": 0.0},

@@ -9,22 +9,18 @@
 3. Whole SSIM: the five moments filtered one by one with the depthwise convolution and a
    `jnp.mean` (before) against `metrics.ssim` (moments stacked along the batch, one filter pass).
 
-  python benchmarks/ssim_filter_variants.py [--reps 20]
+  python -m benchmarks.ssim_filter_variants [--reps 20]
 """
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+from benchmarks import common
 
-import common  # noqa: E402
-
-from mrixai_jax.metrics import image_quality  # noqa: E402
+from mrixai_jax.metrics import image_quality
 
 # pylint: disable=protected-access
 

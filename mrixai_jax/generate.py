@@ -128,7 +128,7 @@ def sample_from_checkpoint(config, workdir: str, labels: np.ndarray, announce: b
   from mrixai_jax.models import unet as unet_lib  # pylint: disable=g-import-not-at-top
   from mrixai_jax.training import checkpoint  # pylint: disable=g-import-not-at-top
 
-  s = config.sample
+  sample = config.sample
   try:
     params, step = checkpoint.load_inference_params(workdir)
   except FileNotFoundError as e:
@@ -137,26 +137,26 @@ def sample_from_checkpoint(config, workdir: str, labels: np.ndarray, announce: b
   model = unet_lib.build_model(config)
   mesh = sharding.make_mesh() if jax.device_count() > 1 else None
   if mesh is not None:
-    sharding.check_batch_divisible(int(s.batch_size), mesh, "sample.batch_size")
+    sharding.check_batch_divisible(int(sample.batch_size), mesh, "sample.batch_size")
   try:
-    sampler = sampling.sampler_from_config(unet_lib.model_fn(model), schedule, s,
+    sampler = sampling.sampler_from_config(unet_lib.model_fn(model), schedule, sample,
                                            prediction=config.diffusion.prediction,
                                            image_channels=int(config.model.out_channels), mesh=mesh)
   except ValueError as e:
     raise ConfigError(f"config.sample: {e}") from None
   if announce:
-    print(f"sample: {len(labels)} images, {s.sampler} with {sampler.plan.num_steps} steps, "
+    print(f"sample: {len(labels)} images, {sample.sampler} with {sampler.plan.num_steps} steps, "
           f"checkpoint step {step}, {jax.device_count()} device(s)", file=sys.stderr, flush=True)
   start = time.perf_counter()
-  result = sample_images(sampler, params, labels, int(s.seed), int(s.batch_size), unet_lib.null_cond(params))
+  result = sample_images(sampler, params, labels, int(sample.seed), int(sample.batch_size), unet_lib.null_cond(params))
   return dict(result, sampler=sampler, checkpoint_step=step, seconds=time.perf_counter() - start)
 
 
 def run(config, workdir: str, masks_path=None) -> dict:
   """Samples `config.sample.num_samples` images and writes `WORKDIR/samples/`; returns a summary dict."""
-  s = config.sample
-  if s.num_samples <= 0:
-    raise ConfigError(f"config.sample.num_samples: must be positive, got {s.num_samples}")
+  sample = config.sample
+  if sample.num_samples <= 0:
+    raise ConfigError(f"config.sample.num_samples: must be positive, got {sample.num_samples}")
   out_dir = pathlib.Path(workdir) / workdir_lib.SAMPLES_SUBDIR
   masks = select_masks(config, workdir, masks_path)  # validate inputs before the expensive parts
   result = sample_from_checkpoint(config, workdir, masks["labels"], announce=True)
@@ -168,10 +168,11 @@ def run(config, workdir: str, masks_path=None) -> dict:
           f"{nonfinite.tolist()[:50]}{' ...' if nonfinite.size > 50 else ''}", file=sys.stderr, flush=True)
   arrays = dict(masks, **result, trajectory_steps=np.asarray(sampler.trajectory_indices, np.int32),
                 trajectory_timesteps=sampler.trajectory_timesteps.astype(np.int32), nonfinite_index=nonfinite,
-                sampler=np.array(s.sampler), num_steps=np.int32(sampler.plan.num_steps), eta=np.float32(s.eta),
-                guidance_scale=np.float32(s.guidance_scale), seed=np.int64(s.seed), checkpoint_step=np.int64(step))
-  write_outputs(out_dir, arrays, write_dicom=bool(s.write_dicom))
-  return {"num_samples": int(s.num_samples), "seconds": seconds, "images_per_second": s.num_samples / seconds,
+                sampler=np.array(sample.sampler), num_steps=np.int32(sampler.plan.num_steps),
+                eta=np.float32(sample.eta), guidance_scale=np.float32(sample.guidance_scale),
+                seed=np.int64(sample.seed), checkpoint_step=np.int64(step))
+  write_outputs(out_dir, arrays, write_dicom=bool(sample.write_dicom))
+  return {"num_samples": int(sample.num_samples), "seconds": seconds, "images_per_second": sample.num_samples / seconds,
           "nonfinite_index": nonfinite.tolist(), "out_dir": str(out_dir)}
 
 

@@ -12,8 +12,9 @@ import sys
 from absl import logging as absl_logging
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-# Third-party warnings that say nothing to a user: TFDS on every load of a configured builder.
-HIDDEN_WARNINGS = ("Using custom data configuration",)
+# Third-party warnings that say nothing to a user: TFDS on every load of a configured builder, and
+# on the first build of a workdir's dataset (its version folder exists before its dataset_info.json).
+HIDDEN_WARNINGS = ("Using custom data configuration", "Variant folder %s has no %s")
 
 
 class _DefaultFilter(logging.Filter):

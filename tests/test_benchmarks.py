@@ -20,7 +20,7 @@ def _bench(*args):
   """benchmarks/run.py as users run it: one CPU device (conftest's forced 4 host devices removed)."""
   flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
                    if not f.startswith("--xla_force_host_platform_device_count"))
-  return subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--gap", "0", *args], cwd=ROOT,
+  return subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--gap", "0", *args], cwd=ROOT,
                         env=dict(os.environ, XLA_FLAGS=flags), capture_output=True, text=True, timeout=600, check=False)
 
 

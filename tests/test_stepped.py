@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from mrixai_jax.metrics import frechet
-from mrixai_jax.models import stepped, vgg
+from mrixai_jax import cpu_steps
+from mrixai_jax.models import stepped
 
 
 @pytest.mark.parametrize("per_step", [1, 2, 3, 7, 10])
@@ -20,11 +21,11 @@ def test_map_in_steps_equals_numpy(per_step):
 
 def test_vgg_extractor_in_steps_equals_one_pass(tmp_path, monkeypatch):
   x = np.random.default_rng(3).uniform(-1, 1, (5, 32, 32, 1)).astype(np.float32)
-  monkeypatch.setattr(vgg, "CPU_PIXELS_PER_STEP", 10 ** 9)
-  assert vgg.cpu_images_per_step(32, 32) >= 5
+  monkeypatch.setattr(cpu_steps, "VGG16_PIXELS_PER_STEP", 10 ** 9)
+  assert cpu_steps.vgg16_images(32, 32) >= 5
   whole = np.asarray(frechet.vgg_extractor("conv2_2", cache_dir=tmp_path)(x))
-  monkeypatch.setattr(vgg, "CPU_PIXELS_PER_STEP", 2 * 32 * 32)  # 2 images per step, the last padded
-  assert vgg.cpu_images_per_step(32, 32) == 2
+  monkeypatch.setattr(cpu_steps, "VGG16_PIXELS_PER_STEP", 2 * 32 * 32)  # 2 images per step, the last padded
+  assert cpu_steps.vgg16_images(32, 32) == 2
   stepped_feats = np.asarray(frechet.vgg_extractor("conv2_2", cache_dir=tmp_path)(x))
   assert whole.shape == (5, 128)
   np.testing.assert_allclose(stepped_feats, whole, rtol=1e-5, atol=1e-6)

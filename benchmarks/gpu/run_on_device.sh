@@ -59,7 +59,7 @@ suite() {  # suite NAME MIN_SECONDS run.py-arguments...
     return
   fi
   echo "[gpu] $name: up to ${left} s" | tee -a "$OUT/env.txt"
-  timeout --kill-after=10 "$left" "$PY" benchmarks/run.py --device "$DEVICE" --rounds "$ROUNDS" --lpips-trunk random \
+  timeout --kill-after=10 "$left" "$PY" -m benchmarks.run --device "$DEVICE" --rounds "$ROUNDS" --lpips-trunk random \
     --json "$OUT/bench_gpu_$name.json" "${BENCH_ARGS[@]}" "$@" 2>&1 | tee "$OUT/bench_gpu_$name.log"
   local logs
   logs=$(sed -n 's/^worker logs kept in //p' "$OUT/bench_gpu_$name.log")

@@ -15,7 +15,6 @@ import re
 
 import numpy as np
 
-from mrixai_jax.data import orientation
 from mrixai_jax.errors import UserError
 
 NUM_LABELS = 4

@@ -92,6 +92,11 @@ def _read(source, rows: np.ndarray, keys: tuple) -> dict:
   return out
 
 
+def batches_per_epoch(num_examples: int, batch_size: int) -> int:
+  """Full batches per epoch (the last partial batch is dropped), as `BatchIterator` draws them."""
+  return num_examples // batch_size
+
+
 class BatchIterator(Iterator[dict]):
   """Fixed-size batches over `arrays`, reshuffled every epoch from `(seed, epoch)`.
 
@@ -119,7 +124,7 @@ class BatchIterator(Iterator[dict]):
     self._seed = seed
     self._sharding = sharding
     self._prefetch = max(0, prefetch)
-    self.batches_per_epoch = num // batch_size
+    self.batches_per_epoch = batches_per_epoch(num, batch_size)
     self._state = {"epoch": 0, "batch": 0}
     self._queue = None
     self._stop = None

@@ -206,16 +206,15 @@ def dpmpp2m_plan(schedule: Schedule, num_steps: int, spacing: str = "leading", *
 def plan_from_config(schedule: Schedule, sample_config) -> StepPlan:
   """`sample.sampler`: ddpm (all T steps), ddim (`num_steps`, `eta`, `set_alpha_to_one`,
   `timestep_spacing`), dpmpp2m or dpmpp2m_sde (`num_steps`, `timestep_spacing` or `karras_sigmas`)."""
-  s = sample_config
-  spacing = s.get("timestep_spacing", "leading")
-  if s.sampler == "ddpm":
+  spacing = sample_config.get("timestep_spacing", "leading")
+  if sample_config.sampler == "ddpm":
     return ddpm_plan(schedule)
-  if s.sampler == "ddim":
-    return ddim_plan(schedule, s.num_steps, s.eta, s.set_alpha_to_one, spacing)
-  if s.sampler in DPM_SAMPLERS:
-    return dpmpp2m_plan(schedule, s.num_steps, spacing, sde=s.sampler == "dpmpp2m_sde",
-                        karras_sigmas=bool(s.get("karras_sigmas", False)))
-  raise ValueError(f"sample.sampler must be one of {SAMPLERS}, got {s.sampler!r}")
+  if sample_config.sampler == "ddim":
+    return ddim_plan(schedule, sample_config.num_steps, sample_config.eta, sample_config.set_alpha_to_one, spacing)
+  if sample_config.sampler in DPM_SAMPLERS:
+    return dpmpp2m_plan(schedule, sample_config.num_steps, spacing, sde=sample_config.sampler == "dpmpp2m_sde",
+                        karras_sigmas=bool(sample_config.get("karras_sigmas", False)))
+  raise ValueError(f"sample.sampler must be one of {SAMPLERS}, got {sample_config.sampler!r}")
 
 
 def rescale_step_indices(indices: Sequence[int], reference_steps: int, num_steps: int) -> tuple:
@@ -390,8 +389,8 @@ def sampler_from_config(model_fn: ModelFn, schedule: Schedule, sample_config, *,
   """A `Sampler` configured by the config's `sample` section (`prediction`: the config's
   `diffusion.prediction`); `trajectory_steps` are rescaled from `trajectory_num_steps` to the
   plan's step count (see `rescale_step_indices`)."""
-  s = sample_config
-  plan = plan_from_config(schedule, s) if plan is None else plan
-  indices = rescale_step_indices(s.trajectory_steps, s.trajectory_num_steps, plan.num_steps)
-  return Sampler(model_fn, plan, prediction=prediction, image_channels=image_channels, clip_sample=s.clip_sample,
-                 clip_range=s.clip_range, guidance_scale=s.guidance_scale, trajectory_indices=indices, mesh=mesh)
+  plan = plan_from_config(schedule, sample_config) if plan is None else plan
+  indices = rescale_step_indices(sample_config.trajectory_steps, sample_config.trajectory_num_steps, plan.num_steps)
+  return Sampler(model_fn, plan, prediction=prediction, image_channels=image_channels,
+                 clip_sample=sample_config.clip_sample, clip_range=sample_config.clip_range,
+                 guidance_scale=sample_config.guidance_scale, trajectory_indices=indices, mesh=mesh)

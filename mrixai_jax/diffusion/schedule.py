@@ -75,14 +75,13 @@ def make_schedule(betas: np.ndarray) -> Schedule:
 def from_config(diffusion_config) -> Schedule:
   """Schedule from the config's `diffusion` section (`beta_schedule`: linear | cosine; with
   `zero_terminal_snr` the betas are rescaled by `rescale_zero_terminal_snr`)."""
-  c = diffusion_config
-  if c.beta_schedule == "linear":
-    betas = linear_betas(c.num_timesteps, c.beta_start, c.beta_end)
-  elif c.beta_schedule == "cosine":
-    betas = cosine_betas(c.num_timesteps, c.cosine_s)
+  if diffusion_config.beta_schedule == "linear":
+    betas = linear_betas(diffusion_config.num_timesteps, diffusion_config.beta_start, diffusion_config.beta_end)
+  elif diffusion_config.beta_schedule == "cosine":
+    betas = cosine_betas(diffusion_config.num_timesteps, diffusion_config.cosine_s)
   else:
-    raise ValueError(f"diffusion.beta_schedule must be 'linear' or 'cosine', got {c.beta_schedule!r}")
-  if c.get("zero_terminal_snr", False):
+    raise ValueError(f"diffusion.beta_schedule must be 'linear' or 'cosine', got {diffusion_config.beta_schedule!r}")
+  if diffusion_config.get("zero_terminal_snr", False):
     betas = rescale_zero_terminal_snr(betas)
   return make_schedule(betas)
 

@@ -8,20 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mrixai_jax import progress
+from mrixai_jax import batched
 from mrixai_jax.explain import deletion
 from mrixai_jax.explain import scoring as fa
 from mrixai_jax.explain import statistics
 from mrixai_jax.explain.influence import normalized_influence
 from mrixai_jax.models import prototypes as pm
-
-
-def _batched(fn, images, batch_size: int) -> dict:
-  """Applies `fn: [b, ...] -> dict of [b, ...]` over `images` in chunks; numpy results. Passes
-  longer than `progress.LOG_EVERY_S` (paper size on a CPU) log progress lines."""
-  parts = [jax.device_get(fn(jnp.asarray(images[rows])))
-           for rows in progress.batch_slices(len(images), batch_size, "explain", final_line=False)]
-  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 class HeadExplainer:
@@ -40,7 +32,7 @@ class HeadExplainer:
   def outputs(self, images, params=None) -> dict:
     """`pooled_similarity [N, P]` and flat `argmin [N, P]` of `images: [N, S, S, 1]`."""
     params = self.params if params is None else params
-    return _batched(lambda x: self._outputs(params, x), images, self.batch_size)
+    return batched.host_map(lambda x: self._outputs(params, jnp.asarray(x)), (images,), self.batch_size, "explain")
 
   def firing_corners(self, argmin, size: int, image_hw):
     """`[N, P, 4]` L×L windows centred on the cell where each prototype fires."""
@@ -70,8 +62,8 @@ class HeadExplainer:
     num = self.model.num_prototypes
     rows = rng.integers(0, len(train_images), size=num)
     cells = rng.integers(0, self.model.cells, size=(num, 2))
-    z = _batched(lambda x: self._features(self.params, x), np.asarray(train_images)[rows],
-                 self.batch_size)["z"]
+    z = batched.host_map(lambda x: self._features(self.params, jnp.asarray(x)), (np.asarray(train_images)[rows],),
+                         self.batch_size, "explain")["z"]
     vectors = z[np.arange(num), cells[:, 0], cells[:, 1]]
     params = dict(self.params, prototypes=jnp.asarray(vectors)[:, None, None, :])
     centers = np.asarray(fa.cell_centers(cells, float(self.record["start"]), float(self.record["jump"])))
@@ -84,11 +76,10 @@ def explain(explainer: HeadExplainer, samples, trajectory_x0, train_images, expl
   samples: `[N, S, S, 1]` in [-1, 1]; trajectory_x0: `[N, K, S, S, 1]` (x̂0 at the captured steps)
   or None; train_images: the training split `[M, S, S, 1]` the prototypes were pushed from.
   """
-  e = explain_config
   size = samples.shape[1]
   jump = int(explainer.record["jump"])
-  window = int(e.window) or jump
-  window_alt = min(int(e.window_alt) or 2 * window, size)
+  window = int(explain_config.window) or jump
+  window_alt = min(int(explain_config.window_alt) or 2 * window, size)
   record = explainer.record
   outputs = explainer.outputs(samples)
   patches, source_corners = explainer.source_patches(train_images, record["image_index"], record["center"], window)
@@ -96,13 +87,13 @@ def explain(explainer: HeadExplainer, samples, trajectory_x0, train_images, expl
   alt_patches, _ = explainer.source_patches(train_images, record["image_index"], record["center"], window_alt)
   f_alt = explainer.faithfulness(samples, outputs, alt_patches)[2]
 
-  random_params, random_rows, random_centers = explainer.randomized_prototypes(train_images, int(e.seed))
+  random_params, random_rows, random_centers = explainer.randomized_prototypes(train_images, int(explain_config.seed))
   random_patches, _ = explainer.source_patches(train_images, random_rows, random_centers, window)
   f_random = explainer.faithfulness(samples, explainer.outputs(samples, random_params), random_patches)[2]
 
   drops = deletion.deletion_check(lambda x: explainer.outputs(x)["pooled_similarity"], samples, firing, nis,
-                                  int(e.deletion_top_k), int(e.deletion_random_windows),
-                                  float(e.deletion_blur_sigma), int(e.seed))
+                                  int(explain_config.deletion_top_k), int(explain_config.deletion_random_windows),
+                                  float(explain_config.deletion_blur_sigma), int(explain_config.seed))
   arrays = {
       "nis": nis, "rho": rho, "faithfulness": f, "faithfulness_window_alt": f_alt,
       "faithfulness_randomized": f_random, "firing_window": firing, "source_window": source_corners,
@@ -117,7 +108,7 @@ def explain(explainer: HeadExplainer, samples, trajectory_x0, train_images, expl
     arrays["emergence_nis"] = np.asarray(
         normalized_influence(jnp.asarray(pooled), active=explainer.active)).reshape(n, k, -1)
   summary = dict(statistics.mean_sd(f),
-                 ci95=statistics.bootstrap_ci(f, int(e.bootstrap_samples), int(e.seed)),
+                 ci95=statistics.bootstrap_ci(f, int(explain_config.bootstrap_samples), int(explain_config.seed)),
                  randomized_mean=float(f_random.mean()),
                  deletion_drop_top=float(drops["drop_top"].mean()),
                  deletion_drop_random=float(drops["drop_random"].mean()),

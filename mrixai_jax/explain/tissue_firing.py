@@ -9,6 +9,7 @@ qualify, i.e. the hit rate of a uniformly random cell.
 import jax
 import numpy as np
 
+from mrixai_jax import batched
 from mrixai_jax.models import prototypes as pm
 from mrixai_jax.models import tissue_cells
 
@@ -23,19 +24,18 @@ def firing_hits(model: pm.ProtoModel, params: dict, images, labels, prototype_ti
   column = np.array([tissue_index.get(int(t), -1) for t in prototype_tissue])
   thresholds = np.asarray(model.purity_threshold)
   forward = jax.jit(lambda x: pm.image_outputs(model, params, x)["argmin"])
-  hits, chance = [], []
-  batch_size = pm.inference_batch(model, batch_size)
-  for first in range(0, len(images), batch_size):
-    argmin = np.asarray(forward(images[first:first + batch_size]))  # [B, P]
-    frac = np.asarray(tissue_cells.cell_fractions(labels[first:first + batch_size], model.cells, model.cell_size,
-                                                  int(max(model.tissue_classes)) + 1))
+
+  def batch_hits(x, lab):
+    argmin = np.asarray(forward(x))  # [B, P]
+    num_labels = int(max(model.tissue_classes)) + 1
+    frac = np.asarray(tissue_cells.cell_fractions(lab, model.cells, model.cell_size, num_labels))
     qualifies = frac[..., list(model.tissue_classes)] >= thresholds  # [B, n, n, T]
     qualifies = qualifies.reshape(len(argmin), -1, model.num_classes)  # flat (h, w) row-major
     own = qualifies[:, :, np.maximum(column, 0)]  # [B, n·n, P]
     hit = np.take_along_axis(own, argmin[:, None, :], axis=1)[:, 0, :]
-    hits.append(hit & (column >= 0))
-    chance.append(np.where(column >= 0, own.mean(axis=1), 0.0))
-  return np.concatenate(hits), np.concatenate(chance)
+    return hit & (column >= 0), np.where(column >= 0, own.mean(axis=1), 0.0)
+
+  return batched.host_map(batch_hits, (images, labels), pm.inference_batch(model, batch_size), "tissue firing")
 
 
 def tissue_firing_rates(model, params, images, labels, prototype_tissue) -> dict:

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mrixai_jax import cpu_steps
 from mrixai_jax import progress
 from mrixai_jax.models import inception
 from mrixai_jax.models import stepped
@@ -122,11 +123,6 @@ def _fd_of_stats(a: RunningStats, b: RunningStats) -> float:
   return frechet_distance(a.mean, a.cov, b.mean, b.cov)
 
 
-# On CPU, InceptionV3 (inputs resized to 299²) runs one image per step: 16 images of 64² took
-# 820 ms that way against 1371 ms as one batch (2 per step: 1073 ms). Other backends: whole batch.
-CPU_INCEPTION_IMAGES_PER_STEP = 1
-
-
 def inception_extractor(params=None, cache_dir=None):
   """A jitted [B, H, W, C] in [-1, 1] -> [B, 2048] pool3 function (params: ported by default)."""
   if params is None:
@@ -134,7 +130,7 @@ def inception_extractor(params=None, cache_dir=None):
   net = inception.FIDInceptionV3()
 
   def extract(p, x):
-    per_step = stepped.rows_per_step(CPU_INCEPTION_IMAGES_PER_STEP, x.shape[0])
+    per_step = cpu_steps.inception_rows(x.shape[0])
     return stepped.map_in_steps(lambda v: net.apply(p, v), (x,), per_step)
 
   apply = jax.jit(extract)
@@ -143,7 +139,7 @@ def inception_extractor(params=None, cache_dir=None):
 
 def vgg_extractor(layer: str = "conv5_3", params=None, cache_dir=None):
   """A jitted [B, H, W, C] in [-1, 1] -> [B, C_layer] function: VGG16 `layer`, spatial mean, over
-  `vgg.cpu_images_per_step` images at a time on CPU, the weights compiled in as constants (XLA:CPU lays out
+  `cpu_steps.vgg16_images` images at a time on CPU, the weights compiled in as constants (XLA:CPU lays out
   each convolution's weights once when compiling instead of in every call; with both, 16 images
   took 107 instead of 137 ms at 64² and 1.58 instead of 2.55 s at 256²; benchmarks/constant_weights.py)."""
   if params is None:
@@ -151,7 +147,7 @@ def vgg_extractor(layer: str = "conv5_3", params=None, cache_dir=None):
   net = vgg.VGG16(last_layer=layer, outputs=(layer,))
 
   def extract(x):
-    per_step = stepped.rows_per_step(vgg.cpu_images_per_step(*x.shape[1:3]), x.shape[0])
+    per_step = cpu_steps.vgg16_rows(*x.shape[1:3], x.shape[0])
     return stepped.map_in_steps(lambda v: jnp.mean(net.apply(params, v)[layer], axis=(1, 2)), (x,), per_step)
 
   return jax.jit(extract)

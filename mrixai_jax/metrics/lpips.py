@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mrixai_jax import cpu_steps
 from mrixai_jax.models import stepped
 from mrixai_jax.models import vgg
 from mrixai_jax.pretrained import lpips_vgg
@@ -75,9 +76,8 @@ def _default_lpips_fn(lin_source: str, cache_dir, pairs_per_step: int):
 
 
 def default_pairs_per_step(height: int, width: int, num_pairs: int) -> int:
-  """Pairs per VGG16 step: on CPU half of `vgg.cpu_images_per_step` (1 pair of 256², 1.07x faster
-  than 2 with the default weights; benchmarks/constant_weights.py); elsewhere all `num_pairs`."""
-  return stepped.rows_per_step(vgg.cpu_images_per_step(height, width) // 2, num_pairs)
+  """Pairs per VGG16 step (`cpu_steps.lpips_pairs`)."""
+  return cpu_steps.lpips_pairs(height, width, num_pairs)
 
 
 def lpips(a, b, params=None, lin_source: str = "auto", cache_dir=None, pairs_per_step: int | None = None) -> jnp.ndarray:

@@ -39,9 +39,8 @@ def phantom_row(patient_id: str, slice_index: int, slices_per_patient: int) -> i
 def noise_oracle(patient_ids, slice_indices, data_config, noise_seed: int) -> np.ndarray:
   """The phantom counterparts `[N, S, S, 1]` re-acquired with pixel noise from `noise_seed`."""
   from mrixai_jax.data import phantom  # pylint: disable=g-import-not-at-top
-  d = data_config
-  spp = int(d.phantom_slices_per_patient)
-  images = [phantom.generate(1, int(d.image_size), int(d.seed), spp, start=phantom_row(p, s, spp),
+  spp = int(data_config.phantom_slices_per_patient)
+  images = [phantom.generate(1, int(data_config.image_size), int(data_config.seed), spp, start=phantom_row(p, s, spp),
                              noise_seed=noise_seed)["image"][0] for p, s in zip(patient_ids, slice_indices)]
   return np.stack(images)
 

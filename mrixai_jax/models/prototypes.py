@@ -24,11 +24,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mrixai_jax import cpu_steps
 from mrixai_jax.models import proto_engine as pe
 from mrixai_jax.models import proto_heads as ph
 from mrixai_jax.models import receptive_field as rf
 from mrixai_jax.models import small_cnn
-from mrixai_jax.models import stepped
 from mrixai_jax.models import tissue_cells
 from mrixai_jax.models import vgg
 
@@ -170,11 +170,10 @@ def init_params(model: ProtoModel, key, backbone=None) -> dict:
 
 def inference_batch(model: ProtoModel, batch_size: int) -> int:
   """Images per call of a forward pass outside training (push, explanations, the feature cache):
-  `batch_size`, on CPU at most VGG16's `cpu_images_per_step` at the model's image size, where
+  `batch_size`, on CPU at most `cpu_steps.vgg16_images` at the model's image size, where
   smaller calls keep the activations in cache (default heads at 256², `image_outputs` of 16
   images: 2.34 s in one call, 1.85 s two at a time)."""
-  cpu_rows = vgg.cpu_images_per_step(model.image_size, model.image_size)
-  return min(batch_size, stepped.rows_per_step(cpu_rows, batch_size))
+  return min(batch_size, cpu_steps.vgg16_rows(model.image_size, model.image_size, batch_size))
 
 
 def features(model: ProtoModel, params: dict, images):

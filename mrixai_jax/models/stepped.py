@@ -1,18 +1,10 @@
 """Apply a batch function over a batch a few rows at a time (`lax.map`).
 
-On XLA:CPU a VGG16 pass over many 256² images keeps activations far larger than the caches
-(conv1_2 of 16 images: 268 MB); the same pass over 1-2 images at a time runs 1.2-1.4x faster
-(docs/PERFORMANCE.md, "LPIPS").
+How many rows a step takes on each backend: `mrixai_jax.cpu_steps`.
 """
 
 import jax
 import jax.numpy as jnp
-
-
-def rows_per_step(cpu_rows: int, batch: int) -> int:
-  """Rows per step for a batch of `batch`: `cpu_rows` (at least 1) on CPU, where small steps keep
-  the activations in cache; the whole batch (one pass) on other backends."""
-  return max(1, int(cpu_rows)) if jax.default_backend() == "cpu" else batch
 
 
 def map_in_steps(fn, arrays: tuple, per_step: int):

@@ -138,15 +138,12 @@ class UNet(nn.Module):
   @classmethod
   def from_config(cls, model_config, learned_null_cond: bool = False) -> "UNet":
     """Builds the UNet from the config's `model` section."""
-    m = model_config
-    return cls(
-        in_channels=m.in_channels, out_channels=m.out_channels,
-        block_out_channels=tuple(m.block_out_channels), down_block_types=tuple(m.down_block_types),
-        up_block_types=tuple(m.up_block_types), layers_per_block=m.layers_per_block,
-        attention_head_dim=m.attention_head_dim, norm_num_groups=m.norm_num_groups, norm_eps=m.norm_eps,
-        dropout=m.dropout, time_embedding_dim=m.time_embedding_dim, flip_sin_to_cos=m.flip_sin_to_cos,
-        freq_shift=m.freq_shift, learned_null_cond=learned_null_cond,
-        dtype=jnp.dtype(m.compute_dtype), remat=m.remat)
+    same_name = ("in_channels", "out_channels", "layers_per_block", "attention_head_dim", "norm_num_groups",
+                 "norm_eps", "dropout", "time_embedding_dim", "flip_sin_to_cos", "freq_shift", "remat")
+    return cls(**{key: model_config[key] for key in same_name},
+               **{key: tuple(model_config[key])
+                  for key in ("block_out_channels", "down_block_types", "up_block_types")},
+               learned_null_cond=learned_null_cond, dtype=jnp.dtype(model_config.compute_dtype))
 
   @nn.compact
   def __call__(self, x_t, t, cond, train: bool = False, drop_cond=None):

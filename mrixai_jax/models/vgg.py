@@ -38,17 +38,6 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 
 
-# On CPU, VGG16 runs over about this many image pixels at a time (2 images of 256²): conv1_2 and
-# the conv2 block alone run at 424 / 428 GFLOP/s on one 256² image against 299 / 334 on four.
-CPU_PIXELS_PER_STEP = 2 * 256 * 256
-
-
-def cpu_images_per_step(height: int, width: int) -> int:
-  """Images of `height x width` per VGG16 pass on CPU: about `CPU_PIXELS_PER_STEP` pixels, at least 1
-  (`stepped.rows_per_step` applies it on CPU only)."""
-  return max(1, CPU_PIXELS_PER_STEP // (height * width))
-
-
 def stride_of(layer: str) -> int:
   """Pixel stride of a layer's feature map relative to the input (1, 2, 4, 8 or 16)."""
   check_layer(layer)

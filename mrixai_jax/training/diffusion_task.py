@@ -23,12 +23,12 @@ def make_grid_action(config, workdir: str, model: unet_lib.UNet, schedule, data:
   """Every `train.sample_every` steps: DDIM (`train.sample_grid_steps` steps, η = 0, x̂0 clipping and
   timestep spacing as in `config.sample`) from the EMA params on `train.sample_grid_size` fixed training masks ->
   `WORKDIR/train_samples/step_<step>.png` (rows: sample | mask | real image)."""
-  t = config.train
-  rows = _grid_rows(len(data["labels"]), int(t.sample_grid_size))
+  train = config.train
+  rows = _grid_rows(len(data["labels"]), int(train.sample_grid_size))
   labels, real = np.asarray(data["labels"][rows]), np.asarray(data["image"][rows])
   cond = one_hot_labels(jnp.asarray(labels))
-  keys = sampling.image_keys(jax.random.PRNGKey(t.seed), 0, len(rows))
-  plan = sampling.ddim_plan(schedule, int(t.sample_grid_steps), spacing=config.sample.timestep_spacing)
+  keys = sampling.image_keys(jax.random.PRNGKey(train.seed), 0, len(rows))
+  plan = sampling.ddim_plan(schedule, int(train.sample_grid_steps), spacing=config.sample.timestep_spacing)
   sampler = sampling.Sampler(unet_lib.model_fn(model), plan, prediction=config.diffusion.prediction,
                              image_channels=real.shape[-1], clip_sample=config.sample.clip_sample,
                              clip_range=config.sample.clip_range)
@@ -40,7 +40,7 @@ def make_grid_action(config, workdir: str, model: unet_lib.UNet, schedule, data:
       from mrixai_jax.report import figures  # pylint: disable=g-import-not-at-top
       figures.sample_grid(os.path.join(workdir, workdir_lib.TRAIN_SAMPLES_SUBDIR, f"step_{step:07d}.png"), samples, labels, real)
 
-  return loop.Action(int(t.sample_every), write)
+  return loop.Action(int(train.sample_every), write)
 
 
 def build(config, workdir: str, data=None) -> loop.Task:

@@ -26,7 +26,9 @@ import numpy as np
 from absl import logging
 import optax
 
+from mrixai_jax import batched
 from mrixai_jax import workdir as workdir_lib
+from mrixai_jax.data import pipeline
 from mrixai_jax.explain import push
 from mrixai_jax.models import proto_heads as ph
 from mrixai_jax.models import prototypes as pm
@@ -35,6 +37,7 @@ from mrixai_jax.pretrained import lpips_vgg
 from mrixai_jax.training import checkpoint as checkpoint_lib
 from mrixai_jax.training import feature_cache
 from mrixai_jax.training import loop
+from mrixai_jax.training import optimizer
 
 PHASES = ("warm", "joint", "last_layer")
 DECAYED_GROUPS = ("backbone", "add_on")  # coupled L2 on these (the originals' weight_decay)
@@ -67,22 +70,17 @@ def learning_rates(train, phase: str) -> dict:
 
 
 def make_optimizer(train, phase: str, steps_per_epoch: int) -> optax.GradientTransformation:
-  """Adam with coupled L2 per parameter group; the joint phase's lr drops ×`joint_decay_gamma`
-  every `joint_decay_epochs` epochs (StepLR); frozen groups get zero updates."""
-  transforms = {}
+  """Adam with coupled L2 per parameter group (`optimizer.adam`); the joint phase's lr drops
+  ×`joint_decay_gamma` every `joint_decay_epochs` epochs (StepLR); frozen groups get zero updates."""
+  groups = {}
   for group, lr in learning_rates(train, phase).items():
-    if lr <= 0:
-      transforms[group] = optax.set_to_zero()
-      continue
-    schedule = optax.constant_schedule(lr)
-    if phase == "joint":
-      schedule = optax.exponential_decay(lr, int(train.joint_decay_epochs) * steps_per_epoch,
-                                         float(train.joint_decay_gamma), staircase=True)
+    rate = optax.constant_schedule(lr) if lr > 0 else 0.0
+    if phase == "joint" and lr > 0:
+      rate = optax.exponential_decay(lr, int(train.joint_decay_epochs) * steps_per_epoch,
+                                     float(train.joint_decay_gamma), staircase=True)
     decay = float(train.weight_decay) if group in DECAYED_GROUPS else 0.0
-    transforms[group] = optax.chain(optax.add_decayed_weights(decay),
-                                    optax.scale_by_adam(train.adam_b1, train.adam_b2, train.adam_eps),
-                                    optax.scale_by_learning_rate(schedule))
-  return optax.multi_transform(transforms, lambda params: {k: k for k in params})
+    groups[group] = optimizer.Group(rate, decay, decoupled=False)
+  return optimizer.adam(groups, train.adam_b1, train.adam_b2, train.adam_eps)
 
 
 def _trainable(train, phase: str) -> set:
@@ -102,8 +100,8 @@ def backbone_fixed_until(train, bounds: tuple, step: int) -> int:
 def training_class_weights(model: pm.ProtoModel, labels, chunk: int = 256):
   """Inverse-frequency tissue weights `[T]` and valid-cell counts `[T]` over the whole split."""
   targets = jax.jit(lambda lab: pm.cell_targets(model, lab))
-  index, valid = zip(*(targets(labels[i:i + chunk]) for i in range(0, len(labels), chunk)))
-  return tissue_cells.class_weights(np.concatenate(index), np.concatenate(valid), model.num_classes)
+  index, valid = batched.host_map(targets, (labels,), chunk, "class weights")
+  return tissue_cells.class_weights(index, valid, model.num_classes)
 
 
 
@@ -158,7 +156,6 @@ def _build(config, workdir: str, data=None, pretrained: bool = True) -> tuple:
   """`(task, model)` for `config.heads.kind`; see `build`."""
   heads, train = config.heads, config.heads.train
   if data is None:
-    from mrixai_jax.data import pipeline  # pylint: disable=g-import-not-at-top
     data = pipeline.load_split(config.data, "train", workdir)
   model = pm.build_model(heads, int(data["image"].shape[1]))
   out_dir, name = head_dir(workdir, heads.kind), f"heads/{heads.kind}"
@@ -170,7 +167,7 @@ def _build(config, workdir: str, data=None, pretrained: bool = True) -> tuple:
     missing = [t for t, c in zip(model.tissue_classes, counts) if c == 0]
     raise ValueError(f"heads: no training cell is labelled with tissue {missing}; lower heads.purity_per_class "
                      f"or heads.purity_threshold (cells of {model.cell_size} px)")
-  steps_per_epoch = len(data["labels"]) // int(train.batch_size)  # full batches, as BatchIterator
+  steps_per_epoch = pipeline.batches_per_epoch(len(data["labels"]), int(train.batch_size))
   fixed_until = functools.partial(backbone_fixed_until, train, bounds)
 
   def make_inputs(batch_sharding):

@@ -7,7 +7,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mrixai_jax.data import pipeline
 from mrixai_jax.errors import ConfigError
+from mrixai_jax.training import optimizer
 
 
 @flax.struct.dataclass
@@ -26,16 +28,15 @@ def resolve_num_steps(train_config, num_examples: int, section: str = "train") -
   """`train.num_steps`, or with `num_steps = -1` `num_epochs * steps_per_epoch` where
   steps_per_epoch = num_examples // batch_size (full batches, as the batch iterator and flax's
   imagenet example count them). Raises ConfigError naming the key for an impossible setting."""
-  t = train_config
-  num_steps, batch = int(t.num_steps), int(t.batch_size)
+  num_steps, batch = int(train_config.num_steps), int(train_config.batch_size)
   if num_steps > 0:
     return num_steps
   if num_steps != -1:
     raise ConfigError(f"config.{section}.num_steps: must be positive, or -1 for num_epochs epochs; got {num_steps}")
-  epochs = int(t.get("num_epochs", 0))
+  epochs = int(train_config.get("num_epochs", 0))
   if epochs <= 0:
     raise ConfigError(f"config.{section}.num_epochs: must be positive when {section}.num_steps = -1, got {epochs}")
-  steps_per_epoch = num_examples // batch
+  steps_per_epoch = pipeline.batches_per_epoch(num_examples, batch)
   if steps_per_epoch == 0:
     raise ConfigError(f"config.{section}.batch_size: {batch} exceeds the training split ({num_examples} examples), "
                       f"so {section}.num_steps = -1 gives no full batch per epoch")
@@ -45,24 +46,21 @@ def resolve_num_steps(train_config, num_examples: int, section: str = "train") -
 def learning_rate_schedule(train_config, num_steps: int) -> optax.Schedule:
   """`lr_schedule`: "cosine" (linear warmup over `warmup_steps`, cosine decay to 0 at `num_steps`) or
   "constant" (same warmup, then flat)."""
-  t = train_config
-  warmup = min(int(t.warmup_steps), max(num_steps - 1, 0))
-  if t.lr_schedule == "cosine":
-    return optax.warmup_cosine_decay_schedule(0.0, t.learning_rate, warmup, max(num_steps, warmup + 1), 0.0)
-  if t.lr_schedule == "constant":
-    return optax.join_schedules([optax.linear_schedule(0.0, t.learning_rate, warmup),
-                                 optax.constant_schedule(t.learning_rate)], [warmup])
-  raise ValueError(f"train.lr_schedule must be 'cosine' or 'constant', got {t.lr_schedule!r}")
+  warmup = min(int(train_config.warmup_steps), max(num_steps - 1, 0))
+  if train_config.lr_schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(0.0, train_config.learning_rate, warmup, max(num_steps, warmup + 1), 0.0)
+  if train_config.lr_schedule == "constant":
+    return optax.join_schedules([optax.linear_schedule(0.0, train_config.learning_rate, warmup),
+                                 optax.constant_schedule(train_config.learning_rate)], [warmup])
+  raise ValueError(f"train.lr_schedule must be 'cosine' or 'constant', got {train_config.lr_schedule!r}")
 
 
 def make_optimizer(train_config, num_steps: int) -> optax.GradientTransformation:
-  """Global-norm gradient clipping (`grad_clip_norm`, <= 0 disables) then AdamW."""
-  t = train_config
-  adamw = optax.adamw(learning_rate_schedule(t, num_steps), b1=t.adam_b1, b2=t.adam_b2, eps=t.adam_eps,
-                      weight_decay=t.weight_decay)
-  if t.grad_clip_norm > 0:
-    return optax.chain(optax.clip_by_global_norm(t.grad_clip_norm), adamw)
-  return adamw
+  """Global-norm gradient clipping (`grad_clip_norm`, <= 0 disables) then AdamW (`optimizer.adam`,
+  one group, decoupled `weight_decay`)."""
+  group = optimizer.Group(learning_rate_schedule(train_config, num_steps), float(train_config.weight_decay), decoupled=True)
+  return optimizer.adam(group, train_config.adam_b1, train_config.adam_b2, train_config.adam_eps,
+                        clip_norm=float(train_config.grad_clip_norm))
 
 
 def create(params, opt_state, rng, with_ema: bool = True, extras=None) -> TrainState:

@@ -106,6 +106,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.heads = h = ml_collections.ConfigDict()
   h.kind = "ppnet"  # ppnet | eppnet | protopool (train.py --config.task=heads trains this one)
   h.kinds = ("ppnet", "eppnet", "protopool")  # explain.py trains and evaluates all of these
+  h.seed_index = 0  # which of explain.head_seeds train.py trains: heads.train.seed + k, in heads/<kind>/seed<k>
   h.backbone = "vgg16"  # vgg16 (ImageNet weights from the LPIPS port) | small_cnn
   h.vgg_layer = "conv4_3"  # truncation point of the VGG16 features
   h.prototypes_per_class = 10
@@ -158,6 +159,8 @@ def get_config() -> ml_collections.ConfigDict:
   e.window = 0  # L in pixels for rho; 0 -> one feature cell's stride
   e.window_alt = 0  # second window size for the sensitivity check; 0 -> 2 * window
   e.num_images = 64
+  e.head_seeds = 5  # every head kind is trained, pushed and explained with seeds heads.train.seed + 0..4
+  e.permutations = 10000  # sign-flip patterns of the paired tests (exact below 2^G <= this, G patients)
   e.deletion_top_k = 3
   e.deletion_random_windows = 8
   e.deletion_blur_sigma = 4.0  # px; deleted windows are replaced by a Gaussian-blurred copy

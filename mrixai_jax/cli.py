@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from mrixai_jax import compile_cache
 from mrixai_jax import config_validation
 from mrixai_jax import errors
 from mrixai_jax import logs
@@ -148,6 +149,7 @@ def run(main, validate=None, prepare=None, host_devices: bool = False):
       if validate is not None:
         validate(config)
       logs.configure(flags.FLAGS.verbosity)
+      compile_cache.enable()
       if "overwrite" in flags.FLAGS:  # defined with --config/--workdir by define_config_and_workdir_flags
         removed = workdir_lib.check_and_record(config, flags.FLAGS.workdir, pathlib.Path(sys.argv[0]).stem,
                                                flags.FLAGS.overwrite, _config_path(sys.argv) or None)

@@ -77,6 +77,10 @@ def validate(config, num_devices: int | None = None) -> None:
   _require(h.kind in HEAD_KINDS, "heads.kind", f"must be one of {HEAD_KINDS}, got {h.kind!r}")
   _require(all(k in HEAD_KINDS for k in h.kinds), "heads.kinds", f"entries must be in {HEAD_KINDS}")
   _require(0.0 < h.purity_threshold <= 1.0, "heads.purity_threshold", "must be in (0, 1]")
+  e = config.explain
+  _require(e.head_seeds >= 1, "explain.head_seeds", f"must be >= 1, got {e.head_seeds}")
+  _require(0 <= h.seed_index, "heads.seed_index", f"must be >= 0, got {h.seed_index}")
+  _require(e.permutations >= 1, "explain.permutations", f"must be >= 1, got {e.permutations}")
   ht = h.train
   _require(ht.num_steps > 0, "heads.train.num_steps", f"must be positive, got {ht.num_steps}")
   _require(ht.warm_steps >= 0, "heads.train.warm_steps", f"must be >= 0, got {ht.warm_steps}")

@@ -19,6 +19,7 @@ from mrixai_jax import atomic
 from mrixai_jax import overrides
 from mrixai_jax import workdir as workdir_lib
 from mrixai_jax.report import quality_tables
+from mrixai_jax.report import study_report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +73,10 @@ def _summary(report: dict) -> str:
                f"FID {quality_tables.number(report['fid'], 2)}  FD-VGG {quality_tables.number(report['fd_vgg'], 2)}  "
                f"Dice {fmt(report['dice'], 4)}"]
   for kind, f in report["faithfulness"].items():
-    lines.append(f"F[{kind}] = {f['mean']:.4f} (95% CI {f['ci95'][0]:.4f}..{f['ci95'][1]:.4f}; "
-                 f"random prototypes {f['randomized_mean']:.4f})")
+    real = "" if f["real"] is None else f"; real counterparts {f['real']['mean']:.4f}"
+    lines.append(f"F[{kind}] = {f['mean']:.4f} (95% CI {f['ci95'][0]:.4f}..{f['ci95'][1]:.4f}, "
+                 f"{len(f['seeds'])} seeds{real}; random prototypes {f['randomized_mean']:.4f})")
+  lines += [study_report.verdict(row) for row in report["faithfulness_comparisons"]]
   return "\n".join(lines)
 
 

@@ -41,7 +41,7 @@ from mrixai_jax import overrides
 CONFIG_FILE = "config.json"
 CONFIG_FILE_KEY = "config_file"
 # Chosen per command (what to train, which head, how to launch), never taken from the record.
-PER_INVOCATION = frozenset({"task", "heads.kind", "distributed.initialize"})
+PER_INVOCATION = frozenset({"task", "heads.kind", "heads.seed_index", "distributed.initialize"})
 
 # Sections whose values change what each entry point writes; None: every section (the study runs all).
 SECTIONS = {
@@ -51,7 +51,7 @@ SECTIONS = {
 }
 
 IGNORED = frozenset({
-    "task", "heads.kind", "distributed.initialize", "data.tfds_dir", "data.manual_dir", "data.prefetch",
+    "task", "heads.kind", "heads.seed_index", "distributed.initialize", "data.tfds_dir", "data.manual_dir", "data.prefetch",
     "model.remat", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints", "train.sample_every",
     "train.sample_grid_size", "train.sample_grid_steps", "heads.train.log_every", "heads.train.checkpoint_every",
     "heads.train.keep_checkpoints", "heads.train.feature_cache_mb",
@@ -64,22 +64,28 @@ LOGS_SUBDIR = "logs"  # TensorBoard logs of the diffusion model (logs/diffusion)
 TRAIN_SAMPLES_SUBDIR = "train_samples"  # sample grids during training (training/diffusion_task.py)
 SAMPLES_SUBDIR = "samples"  # stages/sample.py (mrixai_jax/generate.py)
 SAMPLES_FILE = os.path.join(SAMPLES_SUBDIR, "samples.npz")
-HEADS_SUBDIR = "heads"  # heads/<kind>/{checkpoints,logs,push.*,prototype_gallery.png} (training/heads_task.py)
-EXPLAIN_SUBDIR = "explain"  # explain/<kind>.{npz,json} (stages/explain.py)
+HEADS_SUBDIR = "heads"  # heads/<kind>[/seed<k>]/{checkpoints,logs,push.*,prototype_gallery.png} (heads_task.py)
+EXPLAIN_SUBDIR = "explain"  # explain/<kind>.{npz,json}, explain/<kind>/seed<k>[_real].npz (stages/explain.py)
 EVAL_SUBDIR = "eval"  # eval/metrics.{json,md} (mrixai_jax/evaluate.py)
 EVAL_FILE = os.path.join(EVAL_SUBDIR, "metrics.json")
 REPORT_SUBDIR = "report"  # report/{report.md,report.json,*.png} (stages/report.py)
 STAGES_SUBDIR = "stages"  # the study's completion markers stages/<stage>.json (mrixai_jax/study.py)
 
 
-def head_subdir(kind: str) -> str:
-  """`heads/<kind>`: one prototype head's outputs."""
-  return os.path.join(HEADS_SUBDIR, kind)
+def head_subdir(kind: str, seed_index: int = 0) -> str:
+  """`heads/<kind>` (seed index 0) or `heads/<kind>/seed<k>`: one trained prototype head's outputs."""
+  base = os.path.join(HEADS_SUBDIR, kind)
+  return base if seed_index == 0 else os.path.join(base, f"seed{seed_index}")
 
 
 def explain_file(kind: str, suffix: str) -> str:
-  """`explain/<kind><suffix>` (".npz": per-image arrays, ".json": the summary)."""
+  """`explain/<kind><suffix>` (".npz": the first seed's per-image arrays, ".json": the summary)."""
   return os.path.join(EXPLAIN_SUBDIR, kind + suffix)
+
+
+def explain_seed_file(kind: str, seed_index: int, real: bool = False) -> str:
+  """`explain/<kind>/seed<k>.npz` (the samples) or `seed<k>_real.npz` (their real counterparts)."""
+  return os.path.join(EXPLAIN_SUBDIR, kind, f"seed{seed_index}{'_real' if real else ''}.npz")
 
 
 def stage_marker(name: str) -> str:
@@ -87,8 +93,8 @@ def stage_marker(name: str) -> str:
   return os.path.join(STAGES_SUBDIR, name.replace("/", "_") + ".json")
 
 
-# What each output in a workdir is computed from: (globs relative to WORKDIR, config sections; None:
-# every section).
+# What each output in a workdir is computed from: (globs relative to WORKDIR, config sections or
+# dotted keys; None: every section).
 _DIFFUSION = ("seed", "data", "model", "diffusion", "train")
 _SAMPLES = _DIFFUSION + ("sample",)
 _HEADS = ("seed", "data", "heads")
@@ -97,6 +103,7 @@ PRODUCTS = (
     ((CHECKPOINTS_SUBDIR, LOGS_SUBDIR, TRAIN_SAMPLES_SUBDIR, stage_marker("diffusion")), _DIFFUSION),
     ((SAMPLES_SUBDIR, stage_marker("samples")), _SAMPLES),
     ((HEADS_SUBDIR, stage_marker("heads/*")), _HEADS),
+    ((stage_marker("heads/*"),), ("explain.head_seeds",)),  # a heads stage trains every seed; trained ones stay
     ((EVAL_SUBDIR, stage_marker("evaluate")), _SAMPLES + ("metrics",)),
     ((EXPLAIN_SUBDIR, stage_marker("explain/*")), _SAMPLES + _HEADS + ("metrics", "explain")),
     ((REPORT_SUBDIR,), None),
@@ -114,11 +121,11 @@ def _section(key: str) -> str:
   return key.split(".", 1)[0]
 
 
-def stale_outputs(workdir: str, changed_sections) -> list:
-  """Paths relative to `workdir` of the existing outputs computed from any of `changed_sections`; the
-  study's stage markers first (removed first, so a half-done clear never leaves a marker that vouches
-  for a removed output)."""
-  changed = set(changed_sections)
+def stale_outputs(workdir: str, changed) -> list:
+  """Paths relative to `workdir` of the existing outputs computed from any of `changed` (sections and
+  dotted keys); the study's stage markers first (removed first, so a half-done clear never leaves a
+  marker that vouches for a removed output)."""
+  changed = set(changed)
   stale = []
   for patterns, sections in PRODUCTS:
     if sections is None or changed & set(sections):
@@ -205,7 +212,7 @@ def check_and_record(config, workdir: str, entry_point: str, overwrite: bool = F
                              f"pass --overwrite to continue it with this config, or use a new --workdir")
   removed = None
   if differing:
-    removed = stale_outputs(workdir, {_section(k) for k in differing})
+    removed = stale_outputs(workdir, set(differing) | {_section(k) for k in differing})
     remove_outputs(workdir, removed)
   record = {k: v for k, v in old.items() if _section(k) not in sections}
   record.update({k: v for k, v in current.items() if _section(k) in sections})

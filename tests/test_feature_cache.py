@@ -136,3 +136,20 @@ def test_a_stop_signal_cuts_the_cache_build_short(split):
     assert inputs.trunk is None and "image" in next(inputs)
     inputs.prepare(1, state)  # no stop: the cache is built on the next call
     assert inputs.trunk is not None and "trunk" in next(inputs)
+
+
+def test_features_are_reused_only_for_the_same_trunk_and_images(split):
+  model = pm.build_model(small_config(0.0).heads, 32)
+  params = pm.init_params(model, jax.random.PRNGKey(1))
+  other = pm.init_params(model, jax.random.PRNGKey(2))
+  feature_cache.forget()
+  first = feature_cache.compute_or_reuse(model, jax.device_get(params["backbone"]), split["image"], 5, "test")
+  again = feature_cache.compute_or_reuse(model, jax.device_get(params["backbone"]), split["image"].copy(), 5, "test")
+  assert again is first  # equal params and images: the kept features
+  changed = feature_cache.compute_or_reuse(model, jax.device_get(other["backbone"]), split["image"], 5, "test")
+  assert changed is not first
+  np.testing.assert_allclose(changed, feature_cache.compute(model, other["backbone"], split["image"], 5, "test"),
+                             rtol=1e-6, atol=1e-6)
+  shifted = feature_cache.compute_or_reuse(model, jax.device_get(other["backbone"]), split["image"] + 0.5, 5, "test")
+  assert shifted is not changed
+  feature_cache.forget()

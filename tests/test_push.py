@@ -145,3 +145,16 @@ def test_nearest_patch_search_equals_numpy_loop_with_ties_and_wide_patches():
   np.testing.assert_array_equal(np.column_stack([search.image, search.cell]), where)
   assert search.image[4] == -1 and np.isinf(search.distance[4])
   np.testing.assert_array_equal(search.patches, patches)
+
+
+def test_explaining_a_prototypes_own_source_image_gives_rho_one_at_its_source_window(split):
+  from mrixai_jax.explain import head_explainer  # pylint: disable=g-import-not-at-top
+  model = pm.build_model(small_heads(), 32)
+  pushed, record = push.push_prototypes(model, pm.init_params(model, jax.random.PRNGKey(1)), split, batch_size=4)
+  explainer = head_explainer.HeadExplainer(model, jax.device_get(pushed), record, batch_size=4)
+  window = int(record["jump"]) * 2
+  for j in np.nonzero(record["image_index"] >= 0)[0]:
+    source = split["image"][record["image_index"][j]][None]
+    scored = head_explainer.score(explainer, source, split["image"], window)
+    np.testing.assert_array_equal(scored["firing_window"][0, j], scored["source_window"][j])
+    assert scored["rho"][0, j] == pytest.approx(1.0, abs=1e-5), j

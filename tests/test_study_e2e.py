@@ -47,6 +47,7 @@ def tiny_config():
   c.explain.num_images = 8
   c.explain.bootstrap_samples = 100
   c.explain.deletion_random_windows = 2
+  c.explain.head_seeds = 2
   c.metrics.fid = False
   c.metrics.batch_size = 8
   return c
@@ -76,8 +77,27 @@ def test_study_runs_end_to_end_and_reuses_stages(tmp_path):
       np.testing.assert_allclose(nis.sum(1), 1.0, atol=1e-5)
       assert np.all(np.abs(rho) <= 1 + 1e-6) and np.all(np.abs(faith) <= 1 + 1e-6)
       assert f["firing_window"].shape == nis.shape + (4,)
+    explained = tmp_path / "explain" / kind
+    assert (tmp_path / "explain" / f"{kind}.npz").read_bytes() == (explained / "seed0.npz").read_bytes()
+    assert (tmp_path / "heads" / kind / "seed1" / "push.json").exists()
+    with np.load(explained / "seed1.npz") as seed1, np.load(explained / "seed1_real.npz") as real:
+      assert real["faithfulness"].shape == seed1["faithfulness"].shape == (8,)
+      assert not np.array_equal(seed1["nis"], nis)  # another training seed, another head
   saved = json.loads((out / "report.json").read_text())
   assert set(saved["faithfulness"]) == set(HEADS)
+  for kind in HEADS:
+    f = saved["faithfulness"][kind]
+    assert f["seeds"] == [0, 1] and len(f["per_seed_mean"]) == 2
+    assert f["mean"] == pytest.approx(np.mean(f["per_seed_mean"]))
+    assert f["ci95"][0] <= f["mean"] <= f["ci95"][1]
+    assert math.isfinite(f["real"]["mean"]) and 0 < f["generated_minus_real"]["p_value"] <= 1
+    assert f["generated_minus_real"]["mean"] == pytest.approx(f["mean"] - f["real"]["mean"])
+    assert 1 <= f["nis"]["effective_prototypes"] <= 6
+  pairs = saved["faithfulness_comparisons"]
+  assert [(r["a"], r["b"]) for r in pairs] == [("ppnet", "eppnet"), ("ppnet", "protopool"), ("eppnet", "protopool")]
+  assert all(r["p_value"] <= r["p_holm"] <= 1 for r in pairs)
+  markdown = (out / "report.md").read_text()
+  assert all(f"Holm p = {r['p_holm']:.4f}" in markdown for r in pairs)
   for kind in HEADS:
     for key in ("mean", "sd", "randomized_mean", "deletion_drop_top", "deletion_drop_random"):
       assert math.isfinite(saved["faithfulness"][kind][key]), (kind, key)

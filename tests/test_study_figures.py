@@ -14,7 +14,8 @@ def _is_png(path):
 def test_figures_are_written_as_png(tmp_path):
   rng = np.random.default_rng()
   heads = ("ppnet", "eppnet", "protopool")
-  summary = {h: {"mean": 0.3, "ci95": [0.2, 0.4], "randomized_mean": 0.05} for h in heads}
+  summary = {h: {"mean": 0.3, "ci95": [0.2, 0.4], "randomized_mean": 0.05,
+                 "real": {"mean": 0.25, "ci95": [0.1, 0.3]}} for h in heads}
   study_figures.faithfulness_bars(summary, tmp_path / "f4.png")
   nis = {h: rng.dirichlet(np.ones(6), size=5) for h in heads}
   classes = {h: np.repeat([1, 2, 3], 2) for h in heads}

@@ -11,7 +11,6 @@ import numpy as np
 from mrixai_jax import batched
 from mrixai_jax.explain import deletion
 from mrixai_jax.explain import scoring as fa
-from mrixai_jax.explain import statistics
 from mrixai_jax.explain.influence import normalized_influence
 from mrixai_jax.models import prototypes as pm
 
@@ -70,20 +69,34 @@ class HeadExplainer:
     return params, rows, centers
 
 
-def explain(explainer: HeadExplainer, samples, trajectory_x0, train_images, explain_config) -> tuple:
-  """Runs every measurement for one head; returns `(arrays for <head>.npz, summary for report.json)`.
+def window_sizes(explainer: HeadExplainer, image_size: int, explain_config) -> tuple:
+  """`(L, L_alt)`: `explain.window` (0: one feature cell's stride) and `explain.window_alt` (0: 2 L)."""
+  window = int(explain_config.window) or int(explainer.record["jump"])
+  return window, min(int(explain_config.window_alt) or 2 * window, image_size)
+
+
+def score(explainer: HeadExplainer, images, train_images, window: int) -> dict:
+  """F of `images: [N, S, S, 1]` with L = `window`: arrays `nis, rho [N, P]`, `faithfulness [N]`,
+  `firing_window [N, P, 4]`, `source_window [P, 4]`, `source_patch [P, L, L]`, and the head's
+  `outputs` (pooled similarity, argmin)."""
+  record = explainer.record
+  outputs = explainer.outputs(images)
+  patches, source_corners = explainer.source_patches(train_images, record["image_index"], record["center"], window)
+  nis, rho, f, firing = explainer.faithfulness(images, outputs, patches)
+  return {"nis": nis, "rho": rho, "faithfulness": f, "firing_window": firing, "source_window": source_corners,
+          "source_patch": patches.astype(np.float32), "outputs": outputs}
+
+
+def explain(explainer: HeadExplainer, samples, trajectory_x0, train_images, explain_config) -> dict:
+  """Every measurement of one head on generated images: the arrays of `<head>.npz`.
 
   samples: `[N, S, S, 1]` in [-1, 1]; trajectory_x0: `[N, K, S, S, 1]` (x̂0 at the captured steps)
   or None; train_images: the training split `[M, S, S, 1]` the prototypes were pushed from.
   """
-  size = samples.shape[1]
-  jump = int(explainer.record["jump"])
-  window = int(explain_config.window) or jump
-  window_alt = min(int(explain_config.window_alt) or 2 * window, size)
   record = explainer.record
-  outputs = explainer.outputs(samples)
-  patches, source_corners = explainer.source_patches(train_images, record["image_index"], record["center"], window)
-  nis, rho, f, firing = explainer.faithfulness(samples, outputs, patches)
+  window, window_alt = window_sizes(explainer, samples.shape[1], explain_config)
+  scored = score(explainer, samples, train_images, window)
+  outputs, nis, firing = scored.pop("outputs"), scored["nis"], scored["firing_window"]
   alt_patches, _ = explainer.source_patches(train_images, record["image_index"], record["center"], window_alt)
   f_alt = explainer.faithfulness(samples, outputs, alt_patches)[2]
 
@@ -94,23 +107,13 @@ def explain(explainer: HeadExplainer, samples, trajectory_x0, train_images, expl
   drops = deletion.deletion_check(lambda x: explainer.outputs(x)["pooled_similarity"], samples, firing, nis,
                                   int(explain_config.deletion_top_k), int(explain_config.deletion_random_windows),
                                   float(explain_config.deletion_blur_sigma), int(explain_config.seed))
-  arrays = {
-      "nis": nis, "rho": rho, "faithfulness": f, "faithfulness_window_alt": f_alt,
-      "faithfulness_randomized": f_random, "firing_window": firing, "source_window": source_corners,
-      "source_patch": patches.astype(np.float32), "source_image_id": record["image_index"],
-      "prototype_class": record["tissue_class"], "deletion_drop_top": drops["drop_top"],
-      "deletion_drop_random": drops["drop_random"], "window": np.int64(window),
-      "window_alt": np.int64(window_alt),
-  }
+  arrays = dict(scored, faithfulness_window_alt=f_alt, faithfulness_randomized=f_random,
+                source_image_id=record["image_index"], prototype_class=record["tissue_class"],
+                deletion_drop_top=drops["drop_top"], deletion_drop_random=drops["drop_random"],
+                window=np.int64(window), window_alt=np.int64(window_alt))
   if trajectory_x0 is not None:
     n, k = trajectory_x0.shape[:2]
     pooled = explainer.outputs(trajectory_x0.reshape((n * k,) + trajectory_x0.shape[2:]))["pooled_similarity"]
     arrays["emergence_nis"] = np.asarray(
         normalized_influence(jnp.asarray(pooled), active=explainer.active)).reshape(n, k, -1)
-  summary = dict(statistics.mean_sd(f),
-                 ci95=statistics.bootstrap_ci(f, int(explain_config.bootstrap_samples), int(explain_config.seed)),
-                 randomized_mean=float(f_random.mean()),
-                 deletion_drop_top=float(drops["drop_top"].mean()),
-                 deletion_drop_random=float(drops["drop_random"].mean()),
-                 window=window, window_alt=window_alt, window_alt_mean=float(f_alt.mean()))
-  return arrays, summary
+  return arrays

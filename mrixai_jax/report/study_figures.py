@@ -17,19 +17,25 @@ def _tissue_legend(plt, fig) -> None:
 
 
 def faithfulness_bars(summary: dict, path) -> None:
-  """Bar per head: mean F with its 95% bootstrap CI, and the randomised-prototype control beside it.
+  """Bars per head: F of the samples and of their real counterparts (where present) with 95% CIs
+  (two-level bootstrap over seeds and patients), and the randomised-prototype control.
 
-  summary: `{head: {"mean": float, "ci95": [lo, hi], "randomized_mean": float}}`.
+  summary: `{head: {"mean", "ci95": [lo, hi], "real": {"mean", "ci95"} | None, "randomized_mean"}}`.
   """
   plt = figures.pyplot()
   heads = list(summary)
   x = np.arange(len(heads))
-  means = np.array([summary[h]["mean"] for h in heads])
-  ci = np.array([summary[h]["ci95"] for h in heads])
+  bars = [("faithfulness F, samples (95% CI)", "#3070b0", [summary[h] for h in heads])]
+  if all(summary[h].get("real") for h in heads):
+    bars.append(("F, real counterparts (95% CI)", "#70a040", [summary[h]["real"] for h in heads]))
+  width = 0.8 / (len(bars) + 1)
   fig, ax = plt.subplots(figsize=(1.8 * len(heads) + 2, 3.4))
-  ax.bar(x - 0.18, means, 0.36, yerr=[means - ci[:, 0], ci[:, 1] - means], capsize=4,
-         color="#3070b0", label="faithfulness F (95% CI)")
-  ax.bar(x + 0.18, [summary[h]["randomized_mean"] for h in heads], 0.36, color="#bbbbbb",
+  for i, (label, color, stats) in enumerate(bars):
+    means = np.array([st["mean"] for st in stats])
+    ci = np.array([st["ci95"] for st in stats])
+    ax.bar(x + (i - len(bars) / 2) * width, means, width, yerr=[means - ci[:, 0], ci[:, 1] - means], capsize=4,
+           color=color, label=label)
+  ax.bar(x + len(bars) / 2 * width, [summary[h]["randomized_mean"] for h in heads], width, color="#bbbbbb",
          label="random prototypes (control)")
   ax.axhline(0, color="black", lw=0.8)
   ax.set_xticks(x, [h.upper() if h != "protopool" else "ProtoPool" for h in heads])

@@ -30,8 +30,9 @@ def build_report(quality: dict, faithfulness: dict, config: dict, timings_s: dic
 
   quality: `{"psnr"|"ssim"|"lpips"|"dice": {"mean","sd"}, "fid": float|None, "fd_vgg": float|None}`
   and, with counterparts, "quality_reference", "intensity", "air" (`evaluate.compute_table`);
-  faithfulness: `{head: {"mean","sd","ci95","randomized_mean","deletion_drop_top",
-  "deletion_drop_random", ...}}`; extra: additional sections (data, seeds, figures) kept verbatim.
+  faithfulness: `{head: aggregate.head_summary(...)}` (mean, ci95, seeds, per_seed_mean, real,
+  generated_minus_real, nis, controls); extra: additional sections (faithfulness_comparisons, data,
+  seeds, figures) kept verbatim.
   """
   report = {
       "quality": {k: quality[k] for k in ("psnr", "ssim", "lpips")},
@@ -58,6 +59,49 @@ def _pm(stat: dict, digits: int = 4) -> str:
   return quality_tables.mean_sd(stat, digits)
 
 
+def _ci(interval) -> str:
+  return "n/a" if interval is None else f"[{interval[0]:.4f}, {interval[1]:.4f}]"
+
+
+def _title(head: str) -> str:
+  return HEAD_TITLES.get(head, head)
+
+
+def verdict(row: dict) -> str:
+  """One pairwise comparison as a sentence from its numbers (`aggregate.comparisons` row)."""
+  lo, hi = row["ci95"]
+  text = (f"{_title(row['a'])} vs {_title(row['b'])}: Δ = {row['diff']:.4f}, 95% CI [{lo:.4f}, {hi:.4f}], "
+          f"Holm p = {row['p_holm']:.4f}")
+  if lo <= 0.0 <= hi:
+    return text + ": no difference shown"
+  return text + f": {_title(row['a'] if row['diff'] > 0 else row['b'])} higher"
+
+
+def faithfulness_lines(report: dict) -> list:
+  """The faithfulness table (samples, real counterparts, their paired difference, controls,
+  NIS diagnostics) and the pairwise verdicts."""
+  lines = ["| method | seeds | F samples (95% CI) | F real counterparts (95% CI) | samples − real (95% CI, p) "
+           "| F, random prototypes | deletion drop: top / random windows | effective prototypes | top-1 ρ |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for head, f in report["faithfulness"].items():
+    real, diff = f.get("real"), f.get("generated_minus_real")
+    real_text = "n/a" if real is None else f"{real['mean']:.4f} {_ci(real['ci95'])}"
+    diff_text = "n/a" if diff is None else f"{diff['mean']:.4f} {_ci(diff['ci95'])}, p = {diff['p_value']:.4f}"
+    nis = f["nis"]
+    lines.append(f"| {_title(head)} | {len(f['seeds'])} | {f['mean']:.4f} {_ci(f['ci95'])} | "
+                 f"{real_text} | {diff_text} | {_fmt(f['randomized_mean'])} | "
+                 f"{_fmt(f['deletion_drop_top'])} / {_fmt(f['deletion_drop_random'])} | "
+                 f"{nis['effective_prototypes']:.2f} | {nis['top1_rho']:.4f} |")
+  lines += ["", "CIs: two-level bootstrap (seeds × patients); p: patient-level sign-flip permutation test; "
+            "pairwise p-values Holm-corrected over the comparisons.", ""]
+  lines += [f"- {verdict(row)}" for row in report["faithfulness_comparisons"]]
+  sens = {h: f["window_alt_mean"] for h, f in report["faithfulness"].items() if "window_alt_mean" in f}
+  if sens:
+    lines += ["", "Window-size sensitivity (F at the second window size): "
+              + ", ".join(f"{_title(h)} {v:.4f}" for h, v in sens.items())]
+  return lines
+
+
 def render_markdown(report: dict, figures: dict) -> str:
   """report.md: Table 1, the faithfulness table with its controls, the figures, provenance."""
   q = report["quality"]
@@ -65,18 +109,7 @@ def render_markdown(report: dict, figures: dict) -> str:
            "## Table 1 — image quality of generated slices vs their real counterparts", "",
            *quality_tables.table_1(dict(report, **q)),
            *quality_tables.reference_and_intensity_lines(report), "",
-           "## Faithfulness F = Σ_j NIS_j · ρ_j per method", "",
-           "| method | F mean ± SD | 95% CI (bootstrap) | F, random prototypes | deletion drop: top "
-           "prototypes | deletion drop: random windows |", "|---|---|---|---|---|---|"]
-  for head, f in report["faithfulness"].items():
-    lo, hi = f["ci95"]
-    lines.append(f"| {HEAD_TITLES.get(head, head)} | {_pm(f)} | [{lo:.4f}, {hi:.4f}] | "
-                 f"{_fmt(f['randomized_mean'])} | {_fmt(f['deletion_drop_top'])} | "
-                 f"{_fmt(f['deletion_drop_random'])} |")
-  sens = {h: f["window_alt_mean"] for h, f in report["faithfulness"].items() if "window_alt_mean" in f}
-  if sens:
-    lines += ["", "Window-size sensitivity (F at the second window size): "
-              + ", ".join(f"{HEAD_TITLES.get(h, h)} {v:.4f}" for h, v in sens.items())]
+           "## Faithfulness F = Σ_j NIS_j · ρ_j per method", "", *faithfulness_lines(report)]
   lines += ["", "## Figures", ""]
   lines += [f"### {title}\n\n![{title}]({name})\n" for title, name in figures.items()]
   lines += ["## Timings (s)", "", "| stage | seconds |", "|---|---|"]

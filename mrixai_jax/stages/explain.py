@@ -1,31 +1,69 @@
-"""Stage "explain/<kind>": explains the samples with the trained head `config.heads.kind`.
+"""Stage "explain/<kind>": explains the samples with every seed of the head `config.heads.kind`.
 
-Writes `WORKDIR/explain/<kind>.npz` (per-image arrays of `head_explainer.explain`, plus
-`sample_index [N]`) and `<kind>.json` (its summary: faithfulness, controls, deletion, emergence).
+Per seed k of `explain.head_seeds`: `WORKDIR/explain/<kind>/seed<k>.npz` (per-image arrays of
+`head_explainer.explain`, plus `sample_index [N]`) and, where the samples have real counterparts,
+`seed<k>_real.npz` (`head_explainer.score` of the same head on the counterparts of the same masks).
+`explain/<kind>.npz` is the first seed's file (the schema scripts read); `<kind>.json` the summary
+over seeds (`aggregate.head_summary`: faithfulness with two-level CIs, real reference, controls).
 """
 
 import pathlib
+import shutil
 
 import numpy as np
 
 from mrixai_jax import atomic
 from mrixai_jax import workdir as workdir_lib
 from mrixai_jax.data import pipeline
+from mrixai_jax.explain import aggregate
 from mrixai_jax.explain import head_explainer
 from mrixai_jax.training import heads_task
 
+REAL_KEYS = ("nis", "rho", "faithfulness", "firing_window")  # what seed<k>_real.npz keeps
+
+
+def explained_images(workdir: pathlib.Path, num_images: int) -> dict:
+  """The first `num_images` samples: `samples`, `trajectory_x0`, `counterparts` (None without),
+  `groups` (patient of each counterpart; None: images treated as independent)."""
+  with np.load(workdir / workdir_lib.SAMPLES_FILE) as f:
+    num = min(num_images, len(f["samples"]))
+    has_real = "counterparts" in f.files and f["counterparts"].size > 0
+    return {"samples": f["samples"][:num], "trajectory_x0": f["trajectory_x0"][:num],
+            "counterparts": f["counterparts"][:num] if has_real else None,
+            "groups": f["counterpart_patient_id"][:num] if has_real else None}
+
+
+def _write_npz(path: pathlib.Path, arrays: dict) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with atomic.atomic_path(path, suffix=".npz") as tmp:
+    np.savez(tmp, **arrays)
+
 
 def run(config, workdir: str) -> dict:
-  """Explains the first `explain.num_images` samples; returns the summary written to `<kind>.json`."""
+  """Explains the first `explain.num_images` samples with each seed; returns the summary written
+  to `<kind>.json`."""
   workdir, kind = pathlib.Path(workdir), config.heads.kind
-  with np.load(workdir / workdir_lib.SAMPLES_FILE) as f:
-    num = min(int(config.explain.num_images), len(f["samples"]))
-    samples, trajectory_x0 = f["samples"][:num], f["trajectory_x0"][:num]
+  images = explained_images(workdir, int(config.explain.num_images))
+  samples, real = images["samples"], images["counterparts"]
   train_images = pipeline.load_split(config.data, "train", str(workdir))["image"]
-  model, params, record = heads_task.load(config, str(workdir), kind, samples.shape[1])
-  explainer = head_explainer.HeadExplainer(model, params, record, int(config.metrics.batch_size))
-  arrays, summary = head_explainer.explain(explainer, samples, trajectory_x0, train_images, config.explain)
+  per_seed, per_seed_real = [], ([] if real is not None else None)
+  for k in range(int(config.explain.head_seeds)):
+    model, params, record = heads_task.load(config, str(workdir), kind, samples.shape[1], seed_index=k)
+    explainer = head_explainer.HeadExplainer(model, params, record, int(config.metrics.batch_size))
+    arrays = head_explainer.explain(explainer, samples, images["trajectory_x0"], train_images, config.explain)
+    _write_npz(workdir / workdir_lib.explain_seed_file(kind, k), dict(sample_index=np.arange(len(samples)), **arrays))
+    per_seed.append(arrays)
+    if real is not None:
+      window = int(arrays["window"])
+      scored = head_explainer.score(explainer, real, train_images, window)
+      real_arrays = {key: scored[key] for key in REAL_KEYS}
+      _write_npz(workdir / workdir_lib.explain_seed_file(kind, k, real=True),
+                 dict(sample_index=np.arange(len(real)), **real_arrays))
+      per_seed_real.append(real_arrays)
+  first = workdir / workdir_lib.explain_seed_file(kind, 0)
   with atomic.atomic_path(workdir / workdir_lib.explain_file(kind, ".npz"), suffix=".npz") as tmp:
-    np.savez(tmp, sample_index=np.arange(num), **arrays)
+    shutil.copyfile(first, tmp)
+  seeds = [int(config.heads.train.seed) + k for k in range(len(per_seed))]
+  summary = aggregate.head_summary(per_seed, per_seed_real, images["groups"], seeds, config.explain)
   atomic.write_json(workdir / workdir_lib.explain_file(kind, ".json"), summary)
   return summary

@@ -1,7 +1,8 @@
 """Stage "report": report.json / report.md and the figures from what the other stages wrote.
 
-Reads `eval/metrics.json`, `explain/<kind>.{json,npz}` of every head in `heads.kinds`,
-`samples/samples.npz` and the stage markers (their seconds go into the report's timings).
+Reads `eval/metrics.json`, `explain/<kind>.{json,npz}` and `explain/<kind>/seed<k>.npz` of every
+head in `heads.kinds`, `samples/samples.npz` and the stage markers (their seconds go into the
+report's timings); compares the heads pairwise (`aggregate.comparisons`).
 """
 
 import json
@@ -10,6 +11,8 @@ import pathlib
 import numpy as np
 
 from mrixai_jax import workdir as workdir_lib
+from mrixai_jax.explain import aggregate
+from mrixai_jax.stages import explain as explain_stage
 from mrixai_jax.report import study_figures, study_report
 
 
@@ -20,13 +23,20 @@ def _stage_seconds(workdir: pathlib.Path) -> dict:
   return {record.get("stage", marker.stem): record["seconds"] for marker, record in zip(markers, records)}
 
 
+def _seed_scores(workdir: pathlib.Path, kind: str, num_seeds: int) -> np.ndarray:
+  """F `[S, N]` of every seed of head `kind` on the samples."""
+  return np.stack([np.load(workdir / workdir_lib.explain_seed_file(kind, k))["faithfulness"]
+                   for k in range(num_seeds)])
+
+
 def run(config, workdir: str) -> dict:
   """Writes `WORKDIR/report/`; returns the report dict."""
   workdir = pathlib.Path(workdir)
   report_dir = workdir / workdir_lib.REPORT_SUBDIR
   quality = json.loads((workdir / workdir_lib.EVAL_FILE).read_text())
-  faithfulness, nis, classes, emergence = {}, {}, {}, {}
+  faithfulness, nis, classes, emergence, scores = {}, {}, {}, {}, {}
   for kind in config.heads.kinds:
+    scores[kind] = _seed_scores(workdir, kind, int(config.explain.head_seeds))
     faithfulness[kind] = json.loads((workdir / workdir_lib.explain_file(kind, ".json")).read_text())
     with np.load(workdir / workdir_lib.explain_file(kind, ".npz")) as f:
       nis[kind], classes[kind] = f["nis"], f["prototype_class"]
@@ -50,12 +60,15 @@ def run(config, workdir: str) -> dict:
   }
   figures.update({f"Prototype gallery: {kind}": f"../{workdir_lib.head_subdir(kind)}/prototype_gallery.png"
                   for kind in config.heads.kinds})
+  groups = explain_stage.explained_images(workdir, int(config.explain.num_images))["groups"]
+  comparisons = aggregate.comparisons(scores, groups, config.explain)
   study_figures.faithfulness_bars(faithfulness, report_dir / "faithfulness.png")
   study_figures.nis_per_prototype(nis, classes, report_dir / "nis_per_prototype.png")
   study_figures.emergence_curves(emergence, steps, classes, report_dir / "emergence.png")
   report = study_report.build_report(
       quality, faithfulness, config.to_dict(), _stage_seconds(workdir),
-      {"data": {"name": config.data.name, "image_size": config.data.image_size},
+      {"faithfulness_comparisons": comparisons,
+       "data": {"name": config.data.name, "image_size": config.data.image_size},
        "seeds": {"data": config.data.seed, "train": config.train.seed, "sample": config.sample.seed,
                  "heads": config.heads.train.seed, "explain": config.explain.seed},
        "config_text": str(config)})

@@ -8,6 +8,7 @@ split and the batches carry its output instead of the images: the same batches a
 float32 rounding (the trunk sees other batches than the step's).
 """
 
+import hashlib
 import time
 
 import jax
@@ -35,6 +36,42 @@ def worth_caching(model: pm.ProtoModel, num_images: int, images_ahead: int, budg
   """Whether to cache: the frozen stretch will pass `images_ahead` images through the trunk, more than
   the `num_images` the cache costs once, and the cache fits in `budget_mb` MB (0: never cache)."""
   return budget_mb > 0 and images_ahead > num_images and trunk_bytes(model, num_images) <= budget_mb * BYTES_PER_MB
+
+
+def fingerprint(backbone_params, images) -> str:
+  """Digest of the trunk's parameters (structure, shapes, values) and the images it would see."""
+  digest = hashlib.sha256(str(jax.tree_util.tree_structure(backbone_params)).encode())
+  for leaf in jax.tree_util.tree_leaves(backbone_params) + [images]:
+    leaf = np.ascontiguousarray(leaf)
+    digest.update(f"{leaf.shape}{leaf.dtype}".encode())
+    digest.update(leaf.data)
+  return digest.hexdigest()
+
+
+class _LastFeatures:
+  """The last computed features, reused while the trunk and the images stay the same (the study's
+  seeds and head kinds over one frozen ImageNet trunk compute them once)."""
+
+  key, features = None, None
+
+
+def compute_or_reuse(model: pm.ProtoModel, backbone_params, images, batch_size: int, label: str,
+                     should_stop=lambda: False):
+  """`compute`, or the features of the previous call when its trunk params and images were equal
+  (`fingerprint`; the same arrays, so training from them is bitwise the same)."""
+  key = fingerprint(backbone_params, images)
+  if _LastFeatures.key != key:
+    _LastFeatures.key, _LastFeatures.features = None, None  # free the old cache before computing
+    features = compute(model, backbone_params, images, batch_size, label, should_stop)
+    if features is None:
+      return None
+    _LastFeatures.key, _LastFeatures.features = key, features
+  return _LastFeatures.features
+
+
+def forget() -> None:
+  """Drops the features `compute_or_reuse` keeps (host memory: up to `heads.train.feature_cache_mb`)."""
+  _LastFeatures.key, _LastFeatures.features = None, None
 
 
 def compute(model: pm.ProtoModel, backbone_params, images, batch_size: int, label: str,
@@ -105,13 +142,13 @@ class TrainInputs:
                      fixed_until - 1, num, trunk_bytes(self._model, num) / BYTES_PER_MB, budget_mb)
       return
     start = time.perf_counter()
-    self.trunk = compute(self._model, jax.device_get(state.params["backbone"]), self._data["image"],
-                         int(self._train.push_batch_size), f"{self._name}: backbone features", should_stop)
+    self.trunk = compute_or_reuse(self._model, jax.device_get(state.params["backbone"]), self._data["image"],
+                                  int(self._train.push_batch_size), f"{self._name}: backbone features", should_stop)
     if self.trunk is None:
       return
-    logging.info("%s: backbone fixed for steps %d..%d: features of %d training images cached (%.0f MB) in %.1f s",
-                 self._name, step, fixed_until - 1, num, self.trunk.nbytes / BYTES_PER_MB,
-                 time.perf_counter() - start)
+    logging.debug("%s: backbone fixed for steps %d..%d: features of %d training images cached (%.0f MB) in %.1f s",
+                  self._name, step, fixed_until - 1, num, self.trunk.nbytes / BYTES_PER_MB,
+                  time.perf_counter() - start)
     self._switch({"trunk": self.trunk})
 
   def __next__(self) -> dict:

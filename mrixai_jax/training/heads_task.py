@@ -43,8 +43,16 @@ PHASES = ("warm", "joint", "last_layer")
 DECAYED_GROUPS = ("backbone", "add_on")  # coupled L2 on these (the originals' weight_decay)
 
 
-def head_dir(workdir: str, kind: str) -> str:
-  return os.path.join(workdir, workdir_lib.head_subdir(kind))
+def head_dir(workdir: str, kind: str, seed_index: int = 0) -> str:
+  return os.path.join(workdir, workdir_lib.head_subdir(kind, seed_index))
+
+
+def seeded_train_config(heads):
+  """`heads.train` with `seed` = `heads.train.seed + heads.seed_index` (init and data order)."""
+  train = heads.train.copy_and_resolve_references()
+  with train.unlocked():
+    train.seed = int(heads.train.seed) + int(heads.get("seed_index", 0))
+  return train
 
 
 def phase_bounds(train) -> tuple:
@@ -154,15 +162,17 @@ LINE_METRICS = (("CE", "cross_entropy", ".4f"), ("cell acc", "cell_accuracy", ".
 
 def _build(config, workdir: str, data=None, pretrained: bool = True) -> tuple:
   """`(task, model)` for `config.heads.kind`; see `build`."""
-  heads, train = config.heads, config.heads.train
+  heads, seed_index = config.heads, int(config.heads.get("seed_index", 0))
+  train = seeded_train_config(heads)
   if data is None:
     data = pipeline.load_split(config.data, "train", workdir)
   model = pm.build_model(heads, int(data["image"].shape[1]))
-  out_dir, name = head_dir(workdir, heads.kind), f"heads/{heads.kind}"
+  subdir = workdir_lib.head_subdir(heads.kind, seed_index)
+  out_dir, name = os.path.join(workdir, subdir), subdir.replace(os.sep, "/")
   bounds = phase_bounds(train)
   class_weight, counts = training_class_weights(model, data["labels"])
-  logging.info("%s: valid training cells per tissue %s, class weights %s", name,
-               dict(zip(model.tissue_classes, counts.tolist())), np.round(class_weight, 3).tolist())
+  logging.debug("%s: valid training cells per tissue %s, class weights %s", name,
+                dict(zip(model.tissue_classes, counts.tolist())), np.round(class_weight, 3).tolist())
   if (counts == 0).any():
     missing = [t for t, c in zip(model.tissue_classes, counts) if c == 0]
     raise ValueError(f"heads: no training cell is labelled with tissue {missing}; lower heads.purity_per_class "
@@ -183,8 +193,7 @@ def _build(config, workdir: str, data=None, pretrained: bool = True) -> tuple:
       phases=phases(train, steps_per_epoch), hooks=(prepare_inputs, _push_hook(model, heads, data, out_dir, bounds[1])),
       make_inputs=make_inputs, init_args=(lpips_vgg.pretrained_backbone(model) if pretrained else None,),
       extras={"pushed": jnp.zeros((), jnp.int32)}, line_metrics=LINE_METRICS,
-      checkpoint_subdir=os.path.join(workdir_lib.head_subdir(heads.kind), CHECKPOINTS),
-      log_subdir=os.path.join(workdir_lib.head_subdir(heads.kind), LOGS))
+      checkpoint_subdir=os.path.join(subdir, CHECKPOINTS), log_subdir=os.path.join(subdir, LOGS))
   return task, model
 
 
@@ -202,16 +211,17 @@ def train(config, workdir: str, data: dict = None, pretrained: bool = True, mesh
   `(model, params, record)`, `record` None when `stop_at` left before the push."""
   task, model = _build(config, workdir, data, pretrained)
   state = loop.run(task, workdir, mesh, stop_at)
-  record = push.load_record(head_dir(workdir, config.heads.kind)) if int(state.extras["pushed"]) else None
+  out_dir = head_dir(workdir, config.heads.kind, int(config.heads.get("seed_index", 0)))
+  record = push.load_record(out_dir) if int(state.extras["pushed"]) else None
   return model, jax.device_get(state.params), record
 
 
-def load(config, workdir: str, kind: str, image_size: int):
-  """`(model, params, record)` of a trained head from `WORKDIR/heads/<kind>` (latest checkpoint)."""
+def load(config, workdir: str, kind: str, image_size: int, seed_index: int = 0):
+  """`(model, params, record)` of a trained head from `WORKDIR/heads/<kind>[/seed<k>]` (latest checkpoint)."""
   heads = config.heads.copy_and_resolve_references()
   with heads.unlocked():
     heads.kind = kind
   model = pm.build_model(heads, image_size)
-  params, _ = checkpoint_lib.load_inference_params(workdir, os.path.join(workdir_lib.head_subdir(kind), CHECKPOINTS),
-                                                   tree="params")
-  return model, jax.device_get(params), push.load_record(head_dir(workdir, kind))
+  subdir = workdir_lib.head_subdir(kind, seed_index)
+  params, _ = checkpoint_lib.load_inference_params(workdir, os.path.join(subdir, CHECKPOINTS), tree="params")
+  return model, jax.device_get(params), push.load_record(os.path.join(workdir, subdir))

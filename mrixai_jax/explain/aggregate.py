@@ -36,6 +36,7 @@ def head_summary(per_seed: list, per_seed_real, groups, seeds, explain_config) -
   patient of each image (None: independent images); `seeds`: the heads' training seeds."""
   f = np.stack([a["faithfulness"] for a in per_seed])  # [S, N]
   mean_over_seeds = lambda key: float(np.mean([np.mean(a[key]) for a in per_seed]))
+  diagnostics = [nis_diagnostics(a["nis"], a["rho"]) for a in per_seed]
   summary = dict(
       statistics.mean_sd(f.mean(axis=0)), **_interval(f, groups, explain_config),
       seeds=[int(s) for s in seeds], per_seed_mean=[float(v) for v in f.mean(axis=1)],
@@ -44,8 +45,7 @@ def head_summary(per_seed: list, per_seed_real, groups, seeds, explain_config) -
       deletion_drop_random=mean_over_seeds("deletion_drop_random"),
       window=int(per_seed[0]["window"]), window_alt=int(per_seed[0]["window_alt"]),
       window_alt_mean=mean_over_seeds("faithfulness_window_alt"),
-      nis={k: float(np.mean([nis_diagnostics(a["nis"], a["rho"])[k] for a in per_seed]))
-           for k in ("mean_rho", "top1_rho", "entropy", "effective_prototypes")},
+      nis={k: float(np.mean([d[k] for d in diagnostics])) for k in diagnostics[0]},
       real=None, generated_minus_real=None)
   if per_seed_real is not None:
     real = np.stack([a["faithfulness"] for a in per_seed_real])

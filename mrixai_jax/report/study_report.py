@@ -70,7 +70,7 @@ def _title(head: str) -> str:
 def verdict(row: dict) -> str:
   """One pairwise comparison as a sentence from its numbers (`aggregate.comparisons` row)."""
   lo, hi = row["ci95"]
-  text = (f"{_title(row['a'])} vs {_title(row['b'])}: Δ = {row['diff']:.4f}, 95% CI [{lo:.4f}, {hi:.4f}], "
+  text = (f"{_title(row['a'])} vs {_title(row['b'])}: Δ = {row['diff']:.4f}, 95% CI {_ci(row['ci95'])}, "
           f"Holm p = {row['p_holm']:.4f}")
   if lo <= 0.0 <= hi:
     return text + ": no difference shown"

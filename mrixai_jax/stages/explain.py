@@ -22,15 +22,27 @@ from mrixai_jax.training import heads_task
 REAL_KEYS = ("nis", "rho", "faithfulness", "firing_window")  # what seed<k>_real.npz keeps
 
 
+def has_counterparts(samples_file) -> bool:
+  """Whether an open samples.npz holds real counterparts of its masks."""
+  return "counterparts" in samples_file.files and samples_file["counterparts"].size > 0
+
+
+def patient_groups(samples_file, num_images: int):
+  """Patient of each of the first `num_images` samples (their counterparts'); None without
+  counterparts (masks from a folder: the images are treated as independent)."""
+  if not has_counterparts(samples_file):
+    return None
+  return samples_file["counterpart_patient_id"][:min(num_images, len(samples_file["samples"]))]
+
+
 def explained_images(workdir: pathlib.Path, num_images: int) -> dict:
   """The first `num_images` samples: `samples`, `trajectory_x0`, `counterparts` (None without),
-  `groups` (patient of each counterpart; None: images treated as independent)."""
+  `groups` (`patient_groups`)."""
   with np.load(workdir / workdir_lib.SAMPLES_FILE) as f:
     num = min(num_images, len(f["samples"]))
-    has_real = "counterparts" in f.files and f["counterparts"].size > 0
     return {"samples": f["samples"][:num], "trajectory_x0": f["trajectory_x0"][:num],
-            "counterparts": f["counterparts"][:num] if has_real else None,
-            "groups": f["counterpart_patient_id"][:num] if has_real else None}
+            "counterparts": f["counterparts"][:num] if has_counterparts(f) else None,
+            "groups": patient_groups(f, num)}
 
 
 def _write_npz(path: pathlib.Path, arrays: dict) -> None:

@@ -25,8 +25,11 @@ def _stage_seconds(workdir: pathlib.Path) -> dict:
 
 def _seed_scores(workdir: pathlib.Path, kind: str, num_seeds: int) -> np.ndarray:
   """F `[S, N]` of every seed of head `kind` on the samples."""
-  return np.stack([np.load(workdir / workdir_lib.explain_seed_file(kind, k))["faithfulness"]
-                   for k in range(num_seeds)])
+  def faithfulness(k):
+    with np.load(workdir / workdir_lib.explain_seed_file(kind, k)) as f:
+      return f["faithfulness"]
+
+  return np.stack([faithfulness(k) for k in range(num_seeds)])
 
 
 def run(config, workdir: str) -> dict:
@@ -43,7 +46,8 @@ def run(config, workdir: str) -> dict:
       emergence[kind] = f["emergence_nis"]
   with np.load(workdir / workdir_lib.SAMPLES_FILE) as f:
     steps = f["trajectory_steps"]
-    if "counterparts" in f.files and f["counterparts"].size:
+    groups = explain_stage.patient_groups(f, int(config.explain.num_images))
+    if explain_stage.has_counterparts(f):
       study_figures.intensity_histograms(f["samples"], f["counterparts"], f["labels"],
                                          report_dir / "intensity_histograms.png")
       figures_extra = {"Intensity per tissue: samples vs real counterparts": "intensity_histograms.png"}
@@ -60,7 +64,6 @@ def run(config, workdir: str) -> dict:
   }
   figures.update({f"Prototype gallery: {kind}": f"../{workdir_lib.head_subdir(kind)}/prototype_gallery.png"
                   for kind in config.heads.kinds})
-  groups = explain_stage.explained_images(workdir, int(config.explain.num_images))["groups"]
   comparisons = aggregate.comparisons(scores, groups, config.explain)
   study_figures.faithfulness_bars(faithfulness, report_dir / "faithfulness.png")
   study_figures.nis_per_prototype(nis, classes, report_dir / "nis_per_prototype.png")

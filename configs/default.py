@@ -156,13 +156,17 @@ def get_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- explanation
   c.explain = e = ml_collections.ConfigDict()
-  e.window = 0  # L in pixels for rho; 0 -> one feature cell's stride
+  e.window = 0  # headline L (px) of rho, fixed before any run; 0 -> one feature cell's stride (conv4_3 on 256²: 8)
   e.window_alt = 0  # second window size for the sensitivity check; 0 -> 2 * window
+  e.windows = ()  # L (px) of F(L); () -> window/2, window, 2 window, 4 window (at least 2 px)
   e.num_images = 64
   e.head_seeds = 5  # every head kind is trained, pushed and explained with seeds heads.train.seed + 0..4
   e.permutations = 10000  # sign-flip patterns of the paired tests (exact below 2^G <= this, G patients)
+  e.null_draws = 200  # draws of tissue-matched random prototypes: the null distribution of F
+  e.null_pool_images = 256  # training images the random prototypes are drawn from
+  e.null_min_window_std = 0.05  # a drawn cell's L x L window needs this pixel SD ([-1, 1] units; phantom noise ~0.03)
   e.deletion_top_k = 3
-  e.deletion_random_windows = 8
+  e.deletion_random_windows = 8  # random deletions per image, on cells of the top prototypes' tissues
   e.deletion_blur_sigma = 4.0  # px; deleted windows are replaced by a Gaussian-blurred copy
   e.bootstrap_samples = 2000
   e.seed = 0

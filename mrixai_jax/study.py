@@ -24,8 +24,11 @@ from mrixai_jax.report import study_report
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
+  """`run` makes the stage's outputs; a marker of a lower `output_version` (outputs of an older
+  release, with fewer fields) is not reused."""
   name: str
   run: Callable[[], None]
+  output_version: int = 0
 
 
 def _log(message: str) -> None:
@@ -38,14 +41,18 @@ def run_stages(stages, workdir: pathlib.Path) -> dict:
   for i, stage in enumerate(stages, 1):
     marker = workdir / workdir_lib.stage_marker(stage.name)
     if marker.exists():
-      timings[stage.name] = dict(json.loads(marker.read_text()), reused=True)
-      _log(f"[{i}/{len(stages)}] {stage.name}: done before, reused")
-      continue
+      record = json.loads(marker.read_text())
+      if record.get("output_version", 0) >= stage.output_version:
+        timings[stage.name] = dict(record, reused=True)
+        _log(f"[{i}/{len(stages)}] {stage.name}: done before, reused")
+        continue
+      _log(f"[{i}/{len(stages)}] {stage.name}: outputs of an older version ({record.get('output_version', 0)} < "
+           f"{stage.output_version}): running again")
     _log(f"[{i}/{len(stages)}] {stage.name}: running")
     start = time.perf_counter()
     stage.run()
     seconds = time.perf_counter() - start
-    atomic.write_json(marker, {"stage": stage.name, "seconds": seconds})
+    atomic.write_json(marker, {"stage": stage.name, "seconds": seconds, "output_version": stage.output_version})
     timings[stage.name] = {"seconds": seconds, "reused": False}
     _log(f"[{i}/{len(stages)}] {stage.name}: done in {seconds:.1f} s")
   return timings
@@ -56,7 +63,8 @@ def build_stages(config, workdir: pathlib.Path) -> list:
   from mrixai_jax.stages import data, diffusion, evaluate, explain, heads, sample  # pylint: disable=g-import-not-at-top
 
   def stage(name, module, **values):
-    return Stage(name, lambda: module.run(overrides.with_values(config, values), str(workdir)))
+    return Stage(name, lambda: module.run(overrides.with_values(config, values), str(workdir)),
+                 getattr(module, "OUTPUT_VERSION", 0))
 
   kinds = tuple(config.heads.kinds)
   return ([stage("data", data), stage("diffusion", diffusion), stage("samples", sample)]
@@ -75,7 +83,8 @@ def _summary(report: dict) -> str:
   for kind, f in report["faithfulness"].items():
     real = "" if f["real"] is None else f"; real counterparts {f['real']['mean']:.4f}"
     lines.append(f"F[{kind}] = {f['mean']:.4f} (95% CI {f['ci95'][0]:.4f}..{f['ci95'][1]:.4f}, "
-                 f"{len(f['seeds'])} seeds{real}; random prototypes {f['randomized_mean']:.4f})")
+                 f"{len(f['seeds'])} seeds{real}; tissue-matched random prototypes {f['null']['mean']:.4f}, "
+                 f"p = {f['null']['p_value']:.3f})")
   lines += [study_report.verdict(row) for row in report["faithfulness_comparisons"]]
   return "\n".join(lines)
 

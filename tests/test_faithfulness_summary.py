@@ -10,12 +10,19 @@ from mrixai_jax.explain import scoring
 from mrixai_jax.report import study_report
 
 
+STEPS = np.array([0, 10, 20, 30])
+
+
 def _arrays(nis, rho, rng):
-  n = len(nis)
+  n, p = nis.shape
   f = np.asarray(scoring.faithfulness(nis, rho))
   return {"nis": nis, "rho": rho, "faithfulness": f, "faithfulness_randomized": rng.uniform(-0.1, 0.1, n),
+          "faithfulness_null_draws": rng.uniform(-0.1, 0.1, 9),
           "faithfulness_window_alt": f, "deletion_drop_top": np.ones(n), "deletion_drop_random": np.zeros(n),
-          "window": np.int64(4), "window_alt": np.int64(8)}
+          "windows": np.array([2, 4, 8]), "faithfulness_by_window": np.stack([f - 0.1, f, f + 0.1]),
+          "prototype_class": np.arange(p) % 3 + 1, "tissue_hit": np.ones((n, p), bool),
+          "tissue_chance": np.full((n, p), 0.25), "window": np.int64(4), "window_alt": np.int64(8),
+          "emergence_faithfulness": np.outer(f, np.linspace(0, 1, len(STEPS))), "trajectory_steps": STEPS}
 
 
 def test_constructed_nis_and_rho_give_the_known_faithfulness_and_diagnostics():
@@ -55,3 +62,28 @@ def test_report_without_real_counterparts_renders(tmp_path):
   text = (tmp_path / "report.md").read_text()
   assert "| n/a | n/a | n/a | n/a | n/a | 0.9000 ± 0.0100 |" in text
   assert "| ProtoPNet | 1 |" in text and "| n/a | n/a |" in text
+
+
+def test_controls_and_diagnostics_from_constructed_arrays():
+  rng = np.random.default_rng()
+  nis = rng.dirichlet(np.ones(4), size=6).astype(np.float32)
+  rho = rng.uniform(0.2, 1, (6, 4)).astype(np.float32)
+  seeds = [_arrays(nis, rho, rng) for _ in range(3)]
+  seeds[0]["prototype_class"] = np.array([1, 2, -1, 3])  # prototype 2 without a source: not counted
+  seeds[0]["tissue_hit"] = np.tile([True, False, True, True], (6, 1))
+  summary = aggregate.head_summary(seeds, None, None, [0, 1, 2], demo.get_config().explain)
+  f = np.mean([a["faithfulness"].mean() for a in seeds])
+  assert list(summary["by_window"]) == ["2", "4", "8"]
+  assert summary["by_window"]["8"]["mean"] == pytest.approx(f + 0.1, abs=1e-6)
+  assert summary["by_window"]["4"]["mean"] == pytest.approx(summary["mean"], abs=1e-9)
+  null = np.mean([a["faithfulness_null_draws"] for a in seeds], axis=0)
+  assert summary["null"]["draws"] == 9 and summary["null"]["mean"] == pytest.approx(null.mean())
+  assert summary["null"]["p_value"] == pytest.approx((1 + np.sum(null >= summary["mean"])) / 10)
+  d = summary["deletion"]
+  assert (d["drop_top"], d["drop_random"], d["ci95_diff"]) == (1.0, 0.0, [1.0, 1.0])
+  assert d["p_value"] == pytest.approx(2 / 2 ** 6)  # exact: only all-plus and all-minus reach |sum| = 6
+  purity = summary["tissue_purity"]
+  assert purity["value"] == pytest.approx((2 / 3 + 1 + 1) / 3) and purity["chance"] == pytest.approx(0.25)
+  emergence = summary["emergence"]  # F of x̂0 rising linearly over the steps reaches half at step 15
+  assert emergence["value"] == pytest.approx(15.0) and emergence["ci95"] == pytest.approx([15.0, 15.0])
+  assert emergence["curve"][-1] == pytest.approx(f, abs=1e-6) and emergence["steps"] == [0, 10, 20, 30]

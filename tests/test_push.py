@@ -158,3 +158,20 @@ def test_explaining_a_prototypes_own_source_image_gives_rho_one_at_its_source_wi
     scored = head_explainer.score(explainer, source, split["image"], window)
     np.testing.assert_array_equal(scored["firing_window"][0, j], scored["source_window"][j])
     assert scored["rho"][0, j] == pytest.approx(1.0, abs=1e-5), j
+
+
+def test_outputs_from_cached_trunk_features_equal_outputs_from_the_images(split):
+  from mrixai_jax.explain import head_explainer  # pylint: disable=g-import-not-at-top
+  from mrixai_jax.training import feature_cache  # pylint: disable=g-import-not-at-top
+  model = pm.build_model(small_heads("protopool"), 32)
+  pushed, record = push.push_prototypes(model, pm.init_params(model, jax.random.PRNGKey(2)), split, batch_size=4)
+  explainer = head_explainer.HeadExplainer(model, jax.device_get(pushed), record, batch_size=4)
+  images = np.random.default_rng().uniform(-1, 1, (5, 32, 32, 1)).astype(np.float32)
+  trunk = explainer.trunk_features({"a": split["image"][:3], "b": None, "c": images})
+  assert set(trunk) == {"a", "c"} and len(trunk["a"]) == 3
+  direct, cached = explainer.outputs(images), explainer.trunk_outputs(trunk["c"])
+  np.testing.assert_allclose(cached["pooled_similarity"], direct["pooled_similarity"], rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(cached["argmin"], direct["argmin"])
+  again = explainer.trunk_features({"a": split["image"][:3], "c": images})
+  assert again["c"].base is trunk["c"].base  # the same cached array, not computed again
+  feature_cache.forget()

@@ -83,3 +83,30 @@ def test_holm_equals_brute_force():
     ref[j] = running
   np.testing.assert_allclose(statistics.holm(p), ref, rtol=0, atol=1e-15)
   assert statistics.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_statistic_bootstrap_equals_loop_reference_on_curves():
+  """A non-linear statistic of the mean curve (here its arg-max step) under the same two-level draws."""
+  rng = np.random.default_rng()
+  values = rng.standard_normal((3, 17, 5)) + np.linspace(0, 1, 5)
+  groups = _uneven_groups(rng, 17, 6)
+  seed = int(rng.integers(1 << 30))
+  statistic = lambda curve: float(np.argmax(curve)) if curve[-1] > 0 else float("nan")
+  out = statistics.bootstrap_statistic(values, groups, statistic, 200, seed)
+  names = sorted(set(groups))
+  draws = np.random.default_rng(seed)
+  reference = []
+  for _ in range(200):
+    seeds = draws.integers(0, 3, size=3)
+    chosen = draws.integers(0, len(names), size=len(names))
+    curves = [np.concatenate([values[s][groups == names[g]] for g in chosen]).mean(axis=0) for s in seeds]
+    reference.append(statistic(np.mean(curves, axis=0)))
+  reference = np.array(reference)
+  finite = reference[np.isfinite(reference)]
+  assert out["defined_share"] == pytest.approx(finite.size / 200)
+  point = statistic(values.mean(axis=(0, 1)))
+  assert out["value"] == (None if np.isnan(point) else point)
+  if finite.size > 100:
+    np.testing.assert_allclose(out["ci95"], np.percentile(finite, [2.5, 97.5]), rtol=0, atol=1e-12)
+  else:
+    assert out["ci95"] is None

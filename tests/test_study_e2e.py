@@ -48,6 +48,8 @@ def tiny_config():
   c.explain.bootstrap_samples = 100
   c.explain.deletion_random_windows = 2
   c.explain.head_seeds = 2
+  c.explain.null_draws = 20
+  c.explain.null_pool_images = 16
   c.metrics.fid = False
   c.metrics.batch_size = 8
   return c
@@ -68,7 +70,7 @@ def test_study_runs_end_to_end_and_reuses_stages(tmp_path):
   first = time.perf_counter() - first_start
   out = tmp_path / "report"
   for name in ("report.md", "report.json", "faithfulness.png", "nis_per_prototype.png", "emergence.png",
-               "intensity_histograms.png"):
+               "faithfulness_by_window.png", "intensity_histograms.png"):
     assert (out / name).stat().st_size > 0, name
   for kind in HEADS:
     assert (tmp_path / "heads" / kind / "prototype_gallery.png").exists()
@@ -84,6 +86,8 @@ def test_study_runs_end_to_end_and_reuses_stages(tmp_path):
       assert real["faithfulness"].shape == seed1["faithfulness"].shape == (8,)
       assert not np.array_equal(seed1["nis"], nis)  # another training seed, another head
   saved = json.loads((out / "report.json").read_text())
+  with np.load(tmp_path / "samples" / "samples.npz") as f:
+    steps = f["trajectory_steps"].tolist()
   assert set(saved["faithfulness"]) == set(HEADS)
   for kind in HEADS:
     f = saved["faithfulness"][kind]
@@ -93,6 +97,16 @@ def test_study_runs_end_to_end_and_reuses_stages(tmp_path):
     assert math.isfinite(f["real"]["mean"]) and 0 < f["generated_minus_real"]["p_value"] <= 1
     assert f["generated_minus_real"]["mean"] == pytest.approx(f["mean"] - f["real"]["mean"])
     assert 1 <= f["nis"]["effective_prototypes"] <= 6
+    assert set(f["nis"]) == {"mean_rho", "top1_rho", "entropy", "effective_prototypes"}
+    windows = [int(size) for size in f["by_window"]]
+    assert f["window"] in windows and windows == sorted(windows) and min(windows) >= 2
+    assert f["by_window"][str(f["window"])]["mean"] == pytest.approx(f["mean"])
+    assert f["null"]["draws"] == 20 and 1 / 21 <= f["null"]["p_value"] <= 1
+    assert set(f["deletion"]) == {"drop_top", "drop_random", "ci95_diff", "p_value"}
+    assert f["deletion"]["drop_top"] == pytest.approx(f["deletion_drop_top"])
+    assert 0 <= f["tissue_purity"]["value"] <= 1 and 0 < f["tissue_purity"]["chance"] < 1
+    assert {"value", "ci95"} <= set(f["emergence"]) and f["emergence"]["steps"] == steps
+    assert len(f["emergence"]["curve"]) == len(steps)
   pairs = saved["faithfulness_comparisons"]
   assert [(r["a"], r["b"]) for r in pairs] == [("ppnet", "eppnet"), ("ppnet", "protopool"), ("eppnet", "protopool")]
   assert all(r["p_value"] <= r["p_holm"] <= 1 for r in pairs)
@@ -133,3 +147,12 @@ def test_interrupted_stage_has_no_marker_and_reruns(tmp_path):
                               study.Stage("b", lambda: calls.append("b"))], tmp_path)
   assert calls == ["a", "fail", "b"]
   assert timings["a"]["reused"] and not timings["b"]["reused"]
+
+
+def test_a_marker_of_an_older_output_version_reruns_its_stage(tmp_path):
+  calls = []
+  study.run_stages([study.Stage("a", lambda: calls.append("a0"))], tmp_path)  # version 0 (no field)
+  study.run_stages([study.Stage("a", lambda: calls.append("a0 again"))], tmp_path)
+  study.run_stages([study.Stage("a", lambda: calls.append("a1"), output_version=1)], tmp_path)
+  timings = study.run_stages([study.Stage("a", lambda: calls.append("a1 again"), output_version=1)], tmp_path)
+  assert calls == ["a0", "a1"] and timings["a"]["reused"]

@@ -9,6 +9,8 @@ import itertools
 
 import numpy as np
 
+from mrixai_jax.explain import emergence
+from mrixai_jax.explain import null_prototypes
 from mrixai_jax.explain import statistics
 
 
@@ -30,11 +32,74 @@ def _interval(values, groups, explain_config, offset: int = 0) -> dict:
                                         int(explain_config.seed) + offset)
 
 
+def _stack(per_seed: list, key: str) -> np.ndarray:
+  return np.stack([np.asarray(a[key], np.float64) for a in per_seed])
+
+
+def _paired(values, groups, explain_config, offset: int) -> dict:
+  """Two-level CI of per-image differences `values [S, N]` and their sign-flip p-value."""
+  return dict(_interval(values, groups, explain_config, offset),
+              p_value=statistics.sign_flip_test(values, groups, int(explain_config.permutations),
+                                                int(explain_config.seed)))
+
+
+def by_window(per_seed: list, groups, explain_config) -> dict:
+  """`{"<L>": {"mean", "ci95"}}`: F at each window size L of `windows` (the seeds share them)."""
+  f = _stack(per_seed, "faithfulness_by_window")  # [S, W, N]
+  return {str(int(size)): _interval(f[:, w], groups, explain_config, offset=4)
+          for w, size in enumerate(per_seed[0]["windows"])}
+
+
+def null_summary(per_seed: list, observed: float) -> dict:
+  """F under tissue-matched random prototypes: `draws`, `mean`, `quantiles95` (central 95% of the
+  null) and `p_value`, one-sided, of the observed mean F. Draw d's statistic is the mean over seeds
+  of its mean F over the images (each seed its own draws)."""
+  null = _stack(per_seed, "faithfulness_null_draws").mean(axis=0)  # [D]
+  return {"draws": int(null.size), "mean": float(null.mean()),
+          "quantiles95": [float(v) for v in np.percentile(null, [2.5, 97.5])],
+          "p_value": null_prototypes.p_value(observed, null)}
+
+
+def deletion_summary(per_seed: list, groups, explain_config) -> dict:
+  """Similarity drop when the top prototypes' windows are blurred (`drop_top`) and when
+  tissue-matched random windows are (`drop_random`); `ci95_diff` and `p_value` of top − random."""
+  top, random = _stack(per_seed, "deletion_drop_top"), _stack(per_seed, "deletion_drop_random")
+  diff = _paired(top - random, groups, explain_config, offset=5)
+  return {"drop_top": float(top.mean()), "drop_random": float(random.mean()), "ci95_diff": diff["ci95"],
+          "p_value": diff["p_value"]}
+
+
+def tissue_purity(per_seed: list, groups, explain_config) -> dict:
+  """Share of firings (image × prototype with a tissue) on cells of the prototype's own tissue:
+  `value`, `ci95`, and `chance` (the share for a uniformly random cell)."""
+  def per_image(key):
+    rates = []
+    for a in per_seed:
+      used = np.asarray(a["prototype_class"]) >= 0
+      rates.append(np.asarray(a[key], np.float64)[:, used].mean(axis=1))
+    return np.stack(rates)
+
+  interval = _interval(per_image("tissue_hit"), groups, explain_config, offset=6)
+  return {"value": interval["mean"], "ci95": interval["ci95"], "chance": float(per_image("tissue_chance").mean())}
+
+
+def emergence_summary(per_seed: list, groups, explain_config) -> dict:
+  """`emergence.half_rise_step` of the mean F of x̂0 along the trajectory with its two-level CI;
+  `final` (F of the last captured x̂0) and `curve` (mean F per captured step of `steps`)."""
+  f = _stack(per_seed, "emergence_faithfulness")  # [S, N, K]
+  steps = np.asarray(per_seed[0]["trajectory_steps"])
+  out = statistics.bootstrap_statistic(f, groups, lambda curve: emergence.half_rise_step(curve, steps),
+                                       int(explain_config.bootstrap_samples), int(explain_config.seed) + 7)
+  curve = f.mean(axis=(0, 1))
+  return dict(out, unit="sampler step", steps=[int(v) for v in steps], curve=[float(v) for v in curve],
+              final=float(curve[-1]))
+
+
 def head_summary(per_seed: list, per_seed_real, groups, seeds, explain_config) -> dict:
   """`faithfulness[<head>]` of report.json from the arrays of each seed on the samples (`per_seed`)
   and on their real counterparts (`per_seed_real`, None without counterparts); `groups: [N]`
   patient of each image (None: independent images); `seeds`: the heads' training seeds."""
-  f = np.stack([a["faithfulness"] for a in per_seed])  # [S, N]
+  f = _stack(per_seed, "faithfulness")  # [S, N]
   mean_over_seeds = lambda key: float(np.mean([np.mean(a[key]) for a in per_seed]))
   diagnostics = [nis_diagnostics(a["nis"], a["rho"]) for a in per_seed]
   summary = dict(
@@ -45,14 +110,18 @@ def head_summary(per_seed: list, per_seed_real, groups, seeds, explain_config) -
       deletion_drop_random=mean_over_seeds("deletion_drop_random"),
       window=int(per_seed[0]["window"]), window_alt=int(per_seed[0]["window_alt"]),
       window_alt_mean=mean_over_seeds("faithfulness_window_alt"),
+      by_window=by_window(per_seed, groups, explain_config),
+      null=null_summary(per_seed, float(f.mean())),
+      deletion=deletion_summary(per_seed, groups, explain_config),
       nis={k: float(np.mean([d[k] for d in diagnostics])) for k in diagnostics[0]},
+      tissue_purity=tissue_purity(per_seed, groups, explain_config),
+      emergence=emergence_summary(per_seed, groups, explain_config) if "emergence_faithfulness" in per_seed[0]
+      else None,
       real=None, generated_minus_real=None)
   if per_seed_real is not None:
-    real = np.stack([a["faithfulness"] for a in per_seed_real])
+    real = _stack(per_seed_real, "faithfulness")
     summary["real"] = _interval(real, groups, explain_config, offset=1)
-    summary["generated_minus_real"] = dict(
-        _interval(f - real, groups, explain_config, offset=2),
-        p_value=statistics.sign_flip_test(f - real, groups, int(explain_config.permutations), int(explain_config.seed)))
+    summary["generated_minus_real"] = _paired(f - real, groups, explain_config, offset=2)
   return summary
 
 
@@ -66,10 +135,8 @@ def comparisons(scores: dict, groups, explain_config) -> list:
   for a, b in itertools.combinations(scores, 2):
     num_seeds = min(len(scores[a]), len(scores[b]))
     diff = np.asarray(scores[a][:num_seeds]) - np.asarray(scores[b][:num_seeds])
-    interval = _interval(diff, groups, explain_config, offset=3)
-    rows.append({"a": a, "b": b, "diff": interval["mean"], "ci95": interval["ci95"],
-                 "p_value": statistics.sign_flip_test(diff, groups, int(explain_config.permutations),
-                                                      int(explain_config.seed))})
+    paired = _paired(diff, groups, explain_config, offset=3)
+    rows.append({"a": a, "b": b, "diff": paired["mean"], "ci95": paired["ci95"], "p_value": paired["p_value"]})
   for row, p_holm in zip(rows, statistics.holm([r["p_value"] for r in rows])):
     row["p_holm"] = p_holm
   return rows

@@ -42,6 +42,11 @@ def cell_centers(cells_hw, start: float, jump: float):
   return start + jnp.asarray(cells_hw, jnp.float32) * jump
 
 
+def cell_corners(cells_hw, start: float, jump: float, size: int, image_hw):
+  """`[..., 4]` L×L windows (`window_corners`) centred on feature cells `cells_hw: [..., 2]`."""
+  return window_corners(cell_centers(cells_hw, start, jump), size, image_hw)
+
+
 def extract_windows(images, corners, size: int):
   """Crops `images: [N, H, W]` at `corners: [N, P, 4]` -> `[N, P, size, size]`."""
 

@@ -56,30 +56,56 @@ def _group_index(groups, num_images: int) -> tuple:
 def _as_seed_matrix(values) -> np.ndarray:
   values = np.asarray(values, np.float64)
   values = values[None] if values.ndim == 1 else values
-  if values.ndim != 2 or values.size == 0:
-    raise ValueError(f"expected scores [seeds, images] or [images], got shape {values.shape}")
+  if values.ndim < 2 or values.size == 0:
+    raise ValueError(f"expected scores [seeds, images, ...] or [images], got shape {values.shape}")
   return values
+
+
+def _two_level_means(values, groups, num_resamples: int, seed: int) -> np.ndarray:
+  """`[R, ...]`: per resample, the mean over S drawn seeds of the mean over the G drawn patient
+  groups' images of `values: [S, N, ...]` (trailing axes, e.g. trajectory steps, kept). Draw order:
+  per resample, the S seed indices, then the G group indices."""
+  num_seeds, num_images = values.shape[:2]
+  codes, num_groups = _group_index(groups, num_images)
+  group_sums = np.zeros((num_seeds, num_groups) + values.shape[2:])
+  np.add.at(group_sums, (slice(None), codes), values)
+  group_sizes = np.bincount(codes, minlength=num_groups).astype(np.float64)
+  rng = np.random.default_rng(seed)
+  draws = np.empty((num_resamples,) + values.shape[2:])
+  for r in range(num_resamples):
+    seeds = rng.integers(0, num_seeds, size=num_seeds)
+    chosen = rng.integers(0, num_groups, size=num_groups)
+    draws[r] = np.mean(group_sums[seeds][:, chosen].sum(axis=1), axis=0) / group_sizes[chosen].sum()
+  return draws
 
 
 def two_level_bootstrap(values, groups, num_resamples: int, seed: int, level: float = LEVEL) -> dict:
   """Mean and percentile CI of `values: [S, N]` (seeds × images; `[N]`: one seed) resampling seeds
   and patients: each resample draws S seeds and G patient groups with replacement (`groups: [N]`
   labels, None: one image per group) and takes the mean over the drawn seeds of the mean over the
-  drawn groups' images. Draw order (for reproduction): per resample, the S seed indices, then the G
-  group indices. Returns `{"mean", "ci95"}` (the point estimate is the plain mean of `values`)."""
+  drawn groups' images (`_two_level_means`). Returns `{"mean", "ci95"}` (the point estimate is the
+  plain mean of `values`)."""
   values = _as_seed_matrix(values)
-  num_seeds, num_images = values.shape
-  codes, num_groups = _group_index(groups, num_images)
-  group_sums = np.zeros((num_seeds, num_groups))
-  np.add.at(group_sums, (slice(None), codes), values)
-  group_sizes = np.bincount(codes, minlength=num_groups).astype(np.float64)
-  rng = np.random.default_rng(seed)
-  draws = np.empty(num_resamples)
-  for r in range(num_resamples):
-    seeds = rng.integers(0, num_seeds, size=num_seeds)
-    chosen = rng.integers(0, num_groups, size=num_groups)
-    draws[r] = np.mean(group_sums[seeds][:, chosen].sum(axis=1) / group_sizes[chosen].sum())
+  draws = _two_level_means(values, groups, num_resamples, seed)
   return {"mean": float(values.mean()), "ci95": _percentile_ci(draws, level)}
+
+
+def bootstrap_statistic(values, groups, statistic, num_resamples: int, seed: int, level: float = LEVEL) -> dict:
+  """`statistic` of the mean curve, with the two-level bootstrap's percentile CI.
+
+  values: `[S, N, K]` (seeds × images × e.g. trajectory steps); statistic: `[K] -> float` (NaN where
+  undefined), applied to the mean over seeds and images and to each resample's mean (the draws of
+  `two_level_bootstrap`). Returns `{"value", "ci95", "defined_share"}`: value None where the statistic
+  is undefined on the data, ci95 None where it is undefined in more than half of the resamples."""
+  values = np.asarray(values, np.float64)
+  if values.ndim != 3 or values.size == 0:
+    raise ValueError(f"expected values [seeds, images, K], got shape {values.shape}")
+  point = float(statistic(values.mean(axis=(0, 1))))
+  draws = np.array([statistic(curve) for curve in _two_level_means(values, groups, num_resamples, seed)], np.float64)
+  finite = draws[np.isfinite(draws)]
+  share = finite.size / max(draws.size, 1)
+  return {"value": point if np.isfinite(point) else None,
+          "ci95": _percentile_ci(finite, level) if share > 0.5 else None, "defined_share": float(share)}
 
 
 def sign_flip_test(differences, groups, num_permutations: int, seed: int) -> float:

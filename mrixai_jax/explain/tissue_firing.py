@@ -14,28 +14,39 @@ from mrixai_jax.models import prototypes as pm
 from mrixai_jax.models import tissue_cells
 
 
+def qualifying_cells(model: pm.ProtoModel, labels) -> np.ndarray:
+  """`[N, n·n, T]` bool: which feature cells (flat, (h, w) row-major) of `labels: [N, S, S]` qualify
+  for each tissue of `model.tissue_classes` (fraction of that tissue >= its purity threshold)."""
+  num_labels = int(max(model.tissue_classes)) + 1
+  frac = np.asarray(tissue_cells.cell_fractions(np.asarray(labels), model.cells, model.cell_size, num_labels))
+  qualifies = frac[..., list(model.tissue_classes)] >= np.asarray(model.purity_threshold)  # [N, n, n, T]
+  return qualifies.reshape(len(qualifies), -1, model.num_classes)
+
+
+def tissue_columns(model: pm.ProtoModel, prototype_tissue) -> np.ndarray:
+  """`[P]` index into `model.tissue_classes` of each prototype's tissue label (−1: none)."""
+  tissue_index = {t: i for i, t in enumerate(model.tissue_classes)}
+  return np.array([tissue_index.get(int(t), -1) for t in prototype_tissue])
+
+
+def hits_at(model: pm.ProtoModel, argmin, labels, prototype_tissue) -> tuple:
+  """`(hit [N, P] bool, chance [N, P] float)` of firing cells `argmin: [N, P]` (flat arg-min cells
+  of `image_outputs`) on images labelled `labels: [N, S, S]`; `prototype_tissue [P]` as below."""
+  column = tissue_columns(model, prototype_tissue)
+  own = qualifying_cells(model, labels)[:, :, np.maximum(column, 0)]  # [N, n·n, P]
+  hit = np.take_along_axis(own, np.asarray(argmin)[:, None, :], axis=1)[:, 0, :]
+  return hit & (column >= 0), np.where(column >= 0, own.mean(axis=1), 0.0)
+
+
 def firing_hits(model: pm.ProtoModel, params: dict, images, labels, prototype_tissue, batch_size: int = 64):
   """`(hit [N, P] bool, chance [N, P] float)` for held-out `images [N, S, S, 1]`, `labels [N, S, S]`.
 
   prototype_tissue: `[P]` label-map value each prototype stands for (e.g. the push record's
   `tissue_class`; −1 entries give no hits and chance 0).
   """
-  tissue_index = {t: i for i, t in enumerate(model.tissue_classes)}
-  column = np.array([tissue_index.get(int(t), -1) for t in prototype_tissue])
-  thresholds = np.asarray(model.purity_threshold)
   forward = jax.jit(lambda x: pm.image_outputs(model, params, x)["argmin"])
-
-  def batch_hits(x, lab):
-    argmin = np.asarray(forward(x))  # [B, P]
-    num_labels = int(max(model.tissue_classes)) + 1
-    frac = np.asarray(tissue_cells.cell_fractions(lab, model.cells, model.cell_size, num_labels))
-    qualifies = frac[..., list(model.tissue_classes)] >= thresholds  # [B, n, n, T]
-    qualifies = qualifies.reshape(len(argmin), -1, model.num_classes)  # flat (h, w) row-major
-    own = qualifies[:, :, np.maximum(column, 0)]  # [B, n·n, P]
-    hit = np.take_along_axis(own, argmin[:, None, :], axis=1)[:, 0, :]
-    return hit & (column >= 0), np.where(column >= 0, own.mean(axis=1), 0.0)
-
-  return batched.host_map(batch_hits, (images, labels), pm.inference_batch(model, batch_size), "tissue firing")
+  return batched.host_map(lambda x, lab: hits_at(model, np.asarray(forward(x)), lab, prototype_tissue),
+                          (images, labels), pm.inference_batch(model, batch_size), "tissue firing")
 
 
 def tissue_firing_rates(model, params, images, labels, prototype_tissue) -> dict:

@@ -17,6 +17,7 @@ ProtoPool, `presence [T, P, K]` (the raw assignment logits Q).
 """
 
 import dataclasses
+import functools
 import math
 from typing import Tuple
 
@@ -208,19 +209,27 @@ def image_outputs(model: ProtoModel, params: dict, images) -> dict:
   cell of the minimum), `avg_distances [N, P]`, `logits [N, T]` and `pooled_similarity [N, P]`
   (ppnet/eppnet sim(dmin); protopool sim(dmin) − sim(davg)), the input of NIS.
   """
-  z = features(model, params, images)
-  d = pe.l2_distances(z, params["prototypes"])
-  dmin, argmin = pe.min_pool(d)
-  davg = pe.avg_pool(d)
+  d = pe.l2_distances(features(model, params, images), params["prototypes"])
+  pooled = pooled_from_distances(model, d)
+  dmin, davg = pooled["min_distances"], pooled["avg_distances"]
   if model.kind == "protopool":
-    focal = ph.focal_similarity(dmin, davg, hard_assignment(params["presence"]))
-    logits = ph.protopool_logits(focal, params["last_layer"])
-    pooled = pe.log_similarity(dmin) - pe.log_similarity(davg)
+    logits = ph.protopool_logits(ph.focal_similarity(dmin, davg, hard_assignment(params["presence"])),
+                                 params["last_layer"])
   else:
     logits = ph.ppnet_logits(dmin, params["last_layer"])
-    pooled = pe.log_similarity(dmin)
-  return {"distances": d, "min_distances": dmin, "argmin": argmin, "avg_distances": davg,
-          "logits": logits, "pooled_similarity": pooled}
+  return dict(pooled, distances=d, logits=logits)
+
+
+def pooled_from_distances(model: ProtoModel, distances) -> dict:
+  """Per-prototype pooling of `distances: [N, n, n, P]` (any P: it acts on each prototype alone):
+  `min_distances`, `argmin` (flat row-major cell of the minimum), `avg_distances` and
+  `pooled_similarity` (ppnet/eppnet sim(dmin); protopool sim(dmin) − sim(davg)), each `[N, P]`."""
+  dmin, argmin = pe.min_pool(distances)
+  davg = pe.avg_pool(distances)
+  pooled = pe.log_similarity(dmin)
+  if model.kind == "protopool":
+    pooled = pooled - pe.log_similarity(davg)
+  return {"min_distances": dmin, "argmin": argmin, "avg_distances": davg, "pooled_similarity": pooled}
 
 
 def pooled_similarity(model: ProtoModel, params: dict, images):
@@ -239,6 +248,7 @@ def firing_cells(model: ProtoModel, argmin):
   return jnp.stack([argmin // model.cells, argmin % model.cells], axis=-1)
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def cell_targets(model: ProtoModel, labels):
   """Tissue index `[N, n, n]` and validity `[N, n, n]` of every cell of `labels: [N, S, S]`."""
   index, _, valid = tissue_cells.cell_labels(labels, model.tissue_classes, model.cells,

@@ -4,12 +4,15 @@ A feature cell covers a `cell`×`cell` block of pixels (cell = the backbone's ju
 are returned as indices 0..T−1 into `tissue_classes`; see `cell_labels` for the rule.
 """
 
+import functools
 from typing import Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def cell_fractions(labels, num_cells: int, cell: int, num_values: int):
   """Per-cell label fractions `[N, n, n, num_values + 1]` of `labels: [N, S, S]` (integers).
 

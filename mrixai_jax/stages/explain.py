@@ -17,9 +17,12 @@ from mrixai_jax import workdir as workdir_lib
 from mrixai_jax.data import pipeline
 from mrixai_jax.explain import aggregate
 from mrixai_jax.explain import head_explainer
+from mrixai_jax.explain import null_prototypes
+from mrixai_jax.training import feature_cache
 from mrixai_jax.training import heads_task
 
 REAL_KEYS = ("nis", "rho", "faithfulness", "firing_window")  # what seed<k>_real.npz keeps
+OUTPUT_VERSION = 1  # 1: F(L), null, matched deletion, tissue purity, emergence (older markers rerun)
 
 
 def has_counterparts(samples_file) -> bool:
@@ -36,11 +39,12 @@ def patient_groups(samples_file, num_images: int):
 
 
 def explained_images(workdir: pathlib.Path, num_images: int) -> dict:
-  """The first `num_images` samples: `samples`, `trajectory_x0`, `counterparts` (None without),
-  `groups` (`patient_groups`)."""
+  """The first `num_images` samples: `samples`, `labels`, `trajectory_x0`, `trajectory_steps`,
+  `counterparts` (None without), `groups` (`patient_groups`)."""
   with np.load(workdir / workdir_lib.SAMPLES_FILE) as f:
     num = min(num_images, len(f["samples"]))
-    return {"samples": f["samples"][:num], "trajectory_x0": f["trajectory_x0"][:num],
+    return {"samples": f["samples"][:num], "labels": f["labels"][:num], "trajectory_x0": f["trajectory_x0"][:num],
+            "trajectory_steps": f["trajectory_steps"],
             "counterparts": f["counterparts"][:num] if has_counterparts(f) else None,
             "groups": patient_groups(f, num)}
 
@@ -57,21 +61,29 @@ def run(config, workdir: str) -> dict:
   workdir, kind = pathlib.Path(workdir), config.heads.kind
   images = explained_images(workdir, int(config.explain.num_images))
   samples, real = images["samples"], images["counterparts"]
-  train_images = pipeline.load_split(config.data, "train", str(workdir))["image"]
+  split = pipeline.load_split(config.data, "train", str(workdir))
+  train_images = split["image"]
+  inputs = head_explainer.Images(
+      samples=samples, labels=images["labels"], trajectory_x0=images["trajectory_x0"],
+      trajectory_steps=images["trajectory_steps"], train_images=train_images,
+      null_pool=null_prototypes.make_pool(split, int(config.explain.null_pool_images), int(config.explain.seed)))
   per_seed, per_seed_real = [], ([] if real is not None else None)
   for k in range(int(config.explain.head_seeds)):
     model, params, record = heads_task.load(config, str(workdir), kind, samples.shape[1], seed_index=k)
     explainer = head_explainer.HeadExplainer(model, params, record, int(config.metrics.batch_size))
-    arrays = head_explainer.explain(explainer, samples, images["trajectory_x0"], train_images, config.explain)
+    trunk = explainer.trunk_features({"samples": samples, "pool": inputs.null_pool.image, "counterparts": real,
+                                      "frames": head_explainer.trajectory_frames(inputs)})
+    arrays = head_explainer.explain(explainer, inputs, trunk, config.explain)
     _write_npz(workdir / workdir_lib.explain_seed_file(kind, k), dict(sample_index=np.arange(len(samples)), **arrays))
     per_seed.append(arrays)
     if real is not None:
       window = int(arrays["window"])
-      scored = head_explainer.score(explainer, real, train_images, window)
+      scored = head_explainer.score(explainer, real, train_images, window, trunk["counterparts"])
       real_arrays = {key: scored[key] for key in REAL_KEYS}
       _write_npz(workdir / workdir_lib.explain_seed_file(kind, k, real=True),
                  dict(sample_index=np.arange(len(real)), **real_arrays))
       per_seed_real.append(real_arrays)
+  feature_cache.forget()
   first = workdir / workdir_lib.explain_seed_file(kind, 0)
   with atomic.atomic_path(workdir / workdir_lib.explain_file(kind, ".npz"), suffix=".npz") as tmp:
     shutil.copyfile(first, tmp)

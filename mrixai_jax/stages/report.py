@@ -59,7 +59,8 @@ def run(config, workdir: str) -> dict:
       "Samples | mask | real counterpart": f"{samples_dir}/grid.png",
       "Faithfulness per method with 95% CI (Fig. 4)": "faithfulness.png",
       "NIS per prototype per method (Fig. 5)": "nis_per_prototype.png",
-      "Prototype emergence along the trajectory": "emergence.png",
+      "Faithfulness against the window size L": "faithfulness_by_window.png",
+      "Prototype emergence along the trajectory: NIS and F of x̂0": "emergence.png",
       **figures_extra,
   }
   figures.update({f"Prototype gallery: {kind}": f"../{workdir_lib.head_subdir(kind)}/prototype_gallery.png"
@@ -67,7 +68,8 @@ def run(config, workdir: str) -> dict:
   comparisons = aggregate.comparisons(scores, groups, config.explain)
   study_figures.faithfulness_bars(faithfulness, report_dir / "faithfulness.png")
   study_figures.nis_per_prototype(nis, classes, report_dir / "nis_per_prototype.png")
-  study_figures.emergence_curves(emergence, steps, classes, report_dir / "emergence.png")
+  study_figures.faithfulness_by_window(faithfulness, report_dir / "faithfulness_by_window.png")
+  study_figures.emergence_curves(emergence, steps, classes, faithfulness, report_dir / "emergence.png")
   report = study_report.build_report(
       quality, faithfulness, config.to_dict(), _stage_seconds(workdir),
       {"faithfulness_comparisons": comparisons,

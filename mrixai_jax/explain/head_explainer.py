@@ -198,10 +198,12 @@ def explain(explainer: HeadExplainer, images: Images, trunk: dict, explain_confi
   scored = score(explainer, samples, images.train_images, window, trunk["samples"])
   outputs = scored.pop("outputs")
   windows = window_list(window, samples.shape[1], explain_config)
-  at = lambda size: _faithfulness_at(explainer, samples, outputs, images.train_images, size)
+  f_at = {size: _faithfulness_at(explainer, samples, outputs, images.train_images, size)
+          for size in set(windows) | {window_alt} if size != window}
+  f_at[window] = scored["faithfulness"]  # the headline window's F, computed by `score`
   hit, chance = tissue_firing.hits_at(explainer.model, outputs["argmin"], images.labels, record["tissue_class"])
-  arrays = dict(scored, windows=np.asarray(windows, np.int64), faithfulness_by_window=np.stack([at(L) for L in windows]),
-                faithfulness_window_alt=at(window_alt), source_image_id=record["image_index"],
+  arrays = dict(scored, windows=np.asarray(windows, np.int64), faithfulness_by_window=np.stack([f_at[L] for L in windows]),
+                faithfulness_window_alt=f_at[window_alt], source_image_id=record["image_index"],
                 prototype_class=record["tissue_class"], tissue_hit=hit, tissue_chance=chance,
                 window=np.int64(window), window_alt=np.int64(window_alt),
                 **null_control(explainer, images, trunk, window, explain_config),

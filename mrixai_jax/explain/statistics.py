@@ -56,8 +56,8 @@ def _group_index(groups, num_images: int) -> tuple:
 def _as_seed_matrix(values) -> np.ndarray:
   values = np.asarray(values, np.float64)
   values = values[None] if values.ndim == 1 else values
-  if values.ndim < 2 or values.size == 0:
-    raise ValueError(f"expected scores [seeds, images, ...] or [images], got shape {values.shape}")
+  if values.ndim != 2 or values.size == 0:
+    raise ValueError(f"expected scores [seeds, images] or [images], got shape {values.shape}")
   return values
 
 
